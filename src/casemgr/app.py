@@ -1,0 +1,76 @@
+"""The officer-facing application: routes, lifespan, error mapping, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from casemgr.accounts.controllers import AccountController
+from casemgr.audit.controllers import AuditController
+from casemgr.auth.controllers import AuthController
+from casemgr.cases.controllers import CaseController
+from casemgr.clock import Clock
+from casemgr.config import Settings
+from casemgr.orgunits.controllers import OrgUnitController
+from casemgr.resources import Resources
+from casemgr.web import health
+from casemgr.web.access import access_guard
+from casemgr.web.middleware import request_id_middleware
+from casemgr.web.problems import EXCEPTION_HANDLERS, audit_denial
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings, *, resources: Resources | None = None, clock: Clock | None = None
+) -> Litestar:
+    """Build the application.
+
+    With ``resources`` given (tests), the app uses them and leaves their life to the caller;
+    otherwise its lifespan opens them at start-up and closes them at shutdown, after the
+    server has finished the requests in flight.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if resources is not None:
+            app.state.resources = resources
+            yield
+            return
+        opened = await Resources.open(settings, clock)
+        app.state.resources = opened
+        log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
+        try:
+            yield
+        finally:
+            await opened.close()
+            log.info("service_stopped", detail="pools closed")
+
+    app = Litestar(
+        route_handlers=[
+            health.live, health.ready, AuthController, OrgUnitController, AccountController,
+            CaseController, AuditController,
+        ],
+        lifespan=[lifespan],
+        guards=[access_guard],
+        middleware=[request_id_middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=[audit_denial],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="casemgr", version="0.1.0", path="/schema",
+            description="Case management for a city justice bureau.",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        # Logging is ours (casemgr.logs); Litestar's default config would replace it.
+        logging_config=None,
+        debug=False,
+    )
+    if resources is not None:
+        app.state.resources = resources
+    return app

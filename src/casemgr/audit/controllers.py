@@ -1,0 +1,52 @@
+"""HTTP routes of the audit trail: auditors read it inside their scope (and that is audited)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, Request, get
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from casemgr.audit import repository, service
+from casemgr.audit.schemas import AuditEvent, AuditPage
+from casemgr.auth.principal import Role
+from casemgr.context import RequestContext
+from casemgr.db import scoped_transaction
+from casemgr.web.access import access, request_context, resources_of
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["audit"]
+    dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
+
+    @get("/", opt=access("audit.read", (Role.AUDITOR,)))
+    async def list_events(
+        self, request: Request, ctx: RequestContext,
+        actor_id: int | None = None,
+        action: Annotated[str | None, Parameter(max_length=64)] = None,
+        object_type: Annotated[str | None, Parameter(max_length=64)] = None,
+        object_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        outcome: Literal["success", "denied", "failure"] | None = None,
+        before: Annotated[int | None, Parameter(ge=1, description="cursor: next_before")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> AuditPage:
+        """Audit events, newest first. Reading the trail is itself recorded in it."""
+        async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
+            rows = await repository.list_rows(
+                conn, before_id=before, actor_id=actor_id, action=action,
+                object_type=object_type, object_id=object_id, outcome=outcome, limit=limit + 1,
+            )
+            await service.record(conn, ctx, "audit.read", object_type="audit_log")
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return AuditPage(
+            items=[AuditEvent(
+                id=r.id, at=r.at, actor_id=r.actor_id, actor_role=r.actor_role,
+                actor_org_unit_id=r.actor_org_unit_id, action=r.action,
+                object_type=r.object_type, object_id=r.object_id, purpose=r.purpose,
+                outcome=r.outcome, reason=r.reason, request_id=r.request_id, hash=r.hash.hex(),
+            ) for r in rows],
+            next_before=rows[-1].id if more else None,
+        )

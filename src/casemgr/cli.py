@@ -1,0 +1,167 @@
+"""The ``casemgr`` command: serve, migrate, seed-demo, create-admin, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from casemgr.config import ConfigError, Settings, load_settings
+from casemgr.logs import configure_logging
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as e:
+        sys.exit(f"casemgr: configuration error: {e}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "casemgr.asgi:build",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        # On SIGTERM: stop accepting, let requests in flight finish (up to this long),
+        # then run the lifespan's shutdown, which closes the pools.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    return 0
+
+
+async def _migrate() -> int:
+    from casemgr.migrate import apply_migrations
+
+    settings = _settings()
+    applied = await apply_migrations(settings.database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def _passwords(settings: Settings):  # type: ignore[no-untyped-def]
+    from casemgr.auth.passwords import Passwords
+
+    return Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+                     parallelism=settings.argon2_parallelism)
+
+
+async def _seed_demo() -> int:
+    from casemgr.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+
+    settings = _settings()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        created = await seed_demo(conn, _passwords(settings))
+    finally:
+        await conn.close()
+    print("demo city seeded" if created else "demo city already present; nothing changed")
+    print(f"demo logins (password {DEMO_PASSWORD!r}):")
+    for login in DEMO_LOGINS:
+        print(f"  {login.username:<20} {login.role:<15} {login.unit}")
+    return 0
+
+
+async def _create_admin(args: argparse.Namespace) -> int:
+    from casemgr.admin_tasks import cli_context, create_account, ensure_city
+    from casemgr.auth.principal import Role
+    from casemgr.errors import CasemgrError
+
+    settings = _settings()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password for the new admin: ")
+    conn = await asyncpg.connect(settings.database_url)
+    ctx = cli_context()
+    try:
+        async with conn.transaction():
+            if args.city_name:
+                await ensure_city(conn, code=args.org_unit, name=args.city_name)
+            account_id = await create_account(
+                conn, _passwords(settings), username=args.username,
+                display_name=args.display_name or args.username, role=Role.ADMIN,
+                org_unit_code=args.org_unit, password=password, ctx=ctx,
+            )
+    except CasemgrError as e:
+        print(f"casemgr: {e.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(f"admin {args.username!r} created (account {account_id}, audit request {ctx.request_id})")
+    return 0
+
+
+async def _audit_verify() -> int:
+    from casemgr.audit import verify_chain
+
+    settings = _settings()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        report = await verify_chain(conn)
+    finally:
+        await conn.close()
+    if report.ok:
+        print(f"audit chain intact: {report.rows_checked} rows; head hash {report.head_hash}")
+        return 0
+    print(f"audit chain BROKEN at row {report.first_broken_id}: {report.problem} "
+          f"({report.rows_checked} rows before it verified)")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="casemgr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    commands.add_parser("migrate", help="apply pending migrations (as DATABASE_URL's user)")
+    commands.add_parser("seed-demo", help="create the demo city, its accounts and cases")
+    admin = commands.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--display-name")
+    admin.add_argument("--org-unit", required=True, help="code of the admin's org unit")
+    admin.add_argument("--city-name", help="create the org unit as a new city of this name")
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input instead of prompting")
+    audit = commands.add_parser("audit", help="audit trail tools")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="recompute the hash chain; report the first break")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command != "serve":
+        configure_logging("console", "WARNING")
+    if args.command == "migrate":
+        return asyncio.run(_migrate())
+    if args.command == "seed-demo":
+        return asyncio.run(_seed_demo())
+    if args.command == "create-admin":
+        return asyncio.run(_create_admin(args))
+    if args.command == "audit":
+        return asyncio.run(_audit_verify())
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

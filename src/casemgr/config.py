@@ -1,0 +1,175 @@
+"""Settings, read from the environment once at start-up into one frozen object.
+
+Nothing else in the code base reads ``os.environ``: everything that can be configured is a
+field here, with its environment variable named in the README.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+Environment = Literal["production", "development", "demo", "test"]
+
+APP_DB_ROLE = "casemgr_app"
+
+
+class ConfigError(Exception):
+    """The environment does not describe a configuration we can run with."""
+
+
+class DataKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    key: bytes
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Environment = "production"
+    # The owner's connection: migrations and command-line administration only.
+    database_url: str
+    # The application's connection, as casemgr_app (no table ownership, no BYPASSRLS).
+    app_database_url: str
+    redis_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    mfa_required: bool = True
+    totp_issuer: str = "casemgr"
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 60 * 60
+    # A session that has passed the password but not yet the second factor.
+    pending_session_seconds: int = 5 * 60
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 15 * 60
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 2
+    # AES-GCM keys for values sealed in the application; the first one seals new values.
+    data_keys: tuple[DataKey, ...]
+    max_body_bytes: int = 1024 * 1024
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    shutdown_grace_seconds: int = 20
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _int(value: str, name: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_data_keys(value: str) -> tuple[DataKey, ...]:
+    """Parse ``kid:base64key[,kid:base64key...]``; each key is 32 bytes (AES-256)."""
+    keys: list[DataKey] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not key_id.isalnum() or len(key_id) > 16:
+            raise ConfigError("CASEMGR_DATA_KEYS entries look like kid:base64key (kid alphanumeric)")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise ConfigError(f"CASEMGR_DATA_KEYS key {key_id!r} is not valid base64") from None
+        if len(key) != 32:
+            raise ConfigError(f"CASEMGR_DATA_KEYS key {key_id!r} must be 32 bytes")
+        keys.append(DataKey(key_id=key_id, key=key))
+    if len({k.key_id for k in keys}) != len(keys):
+        raise ConfigError("CASEMGR_DATA_KEYS has a key id twice")
+    return tuple(keys)
+
+
+def app_url_from_owner_url(owner_url: str) -> str:
+    """The owner's URL with the user replaced by the application role (trust or peer auth)."""
+    parts = urlsplit(owner_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{APP_DB_ROLE}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else default
+
+    environment = get("CASEMGR_ENV", "production")
+    if environment not in ("production", "development", "demo", "test"):
+        raise ConfigError(f"CASEMGR_ENV must be production, development, demo or test, got {environment!r}")
+    database_url = get("DATABASE_URL")
+    if database_url is None:
+        raise ConfigError("DATABASE_URL is not set")
+    redis_url = get("REDIS_URL")
+    if redis_url is None:
+        raise ConfigError("REDIS_URL is not set")
+    data_keys = parse_data_keys(get("CASEMGR_DATA_KEYS", "") or "")
+    if not data_keys:
+        raise ConfigError("CASEMGR_DATA_KEYS is not set (kid:base64 of 32 random bytes)")
+    mfa_required = _flag(get("CASEMGR_MFA_REQUIRED", "true") or "true", "CASEMGR_MFA_REQUIRED")
+    if not mfa_required and environment == "production":
+        raise ConfigError("CASEMGR_MFA_REQUIRED=false is allowed only with CASEMGR_ENV=demo, development or test")
+
+    values: dict[str, object] = {
+        "env": environment,
+        "database_url": database_url,
+        "app_database_url": get("APP_DATABASE_URL") or app_url_from_owner_url(database_url),
+        "redis_url": redis_url,
+        "data_keys": data_keys,
+        "mfa_required": mfa_required,
+    }
+    integers = {
+        "port": ("CASEMGR_PORT", 1),
+        "workers": ("CASEMGR_WORKERS", 1),
+        "db_pool_min": ("CASEMGR_DB_POOL_MIN", 0),
+        "db_pool_max": ("CASEMGR_DB_POOL_MAX", 1),
+        "session_idle_seconds": ("CASEMGR_SESSION_IDLE_SECONDS", 1),
+        "session_absolute_seconds": ("CASEMGR_SESSION_ABSOLUTE_SECONDS", 1),
+        "login_max_failures": ("CASEMGR_LOGIN_MAX_FAILURES", 1),
+        "login_failure_window_seconds": ("CASEMGR_LOGIN_FAILURE_WINDOW_SECONDS", 1),
+        "argon2_time_cost": ("CASEMGR_ARGON2_TIME_COST", 1),
+        "argon2_memory_kib": ("CASEMGR_ARGON2_MEMORY_KIB", 8),
+        "max_body_bytes": ("CASEMGR_MAX_BODY_BYTES", 1024),
+        "shutdown_grace_seconds": ("CASEMGR_SHUTDOWN_GRACE_SECONDS", 0),
+    }
+    for field, (name, minimum) in integers.items():
+        raw = get(name)
+        if raw is not None:
+            values[field] = _int(raw, name, minimum)
+    for field, name in (("host", "CASEMGR_HOST"), ("totp_issuer", "CASEMGR_TOTP_ISSUER"),
+                        ("log_level", "CASEMGR_LOG_LEVEL")):
+        raw = get(name)
+        if raw is not None:
+            values[field] = raw
+    log_format = get("CASEMGR_LOG_FORMAT", "json" if environment == "production" else "console")
+    if log_format not in ("json", "console"):
+        raise ConfigError(f"CASEMGR_LOG_FORMAT must be json or console, got {log_format!r}")
+    values["log_format"] = log_format
+    try:
+        return msgspec.convert(values, Settings)
+    except msgspec.ValidationError as e:
+        raise ConfigError(str(e)) from None

@@ -1,0 +1,62 @@
+"""The long-lived parts a running service holds: pools, clients and the objects built on them.
+
+Built once per process by the application's lifespan, or by a test on its own event loop
+and handed to ``create_app`` (Litestar's test client would otherwise run the app on another
+loop than the test's pool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from casemgr.auth.passwords import Passwords
+from casemgr.auth.sessions import SessionStore
+from casemgr.clock import Clock, SystemClock
+from casemgr.config import Settings
+from casemgr.crypto import Keyring
+from casemgr.db import create_pool
+from casemgr.redis_client import create_redis
+
+
+@dataclass(slots=True)
+class Resources:
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    redis: Redis
+    sessions: SessionStore
+    passwords: Passwords
+    keyring: Keyring
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock | None = None) -> Resources:
+        clock = clock or SystemClock()
+        pool = await create_pool(
+            settings.app_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        redis = create_redis(settings.redis_url)
+        return cls(
+            settings=settings,
+            clock=clock,
+            pool=pool,
+            redis=redis,
+            sessions=SessionStore(
+                redis, clock,
+                idle_seconds=settings.session_idle_seconds,
+                absolute_seconds=settings.session_absolute_seconds,
+                pending_seconds=settings.pending_session_seconds,
+            ),
+            passwords=Passwords(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            keyring=Keyring(settings.data_keys),
+        )
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.redis.aclose()

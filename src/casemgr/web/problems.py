@@ -1,0 +1,139 @@
+"""Every error leaves as ``application/problem+json`` (RFC 9457), and denials are audited.
+
+Litestar's exception handlers are synchronous, so the audit of a denial happens in an
+``after_exception`` hook, which runs (awaited) just before the handler renders the error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import Scope
+
+from casemgr import audit
+from casemgr.context import RequestContext
+from casemgr.errors import CasemgrError, FieldError, Forbidden, PurposeRequired, Unauthenticated, ValidationFailed
+from casemgr.web.access import principal_of, request_id_of, resources_of
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_DENIALS = (Unauthenticated, Forbidden, PurposeRequired)
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    errors: list[FieldError] | None = None
+
+
+def problem(
+    request: Request[Any, Any, Any], *, status: int, code: str, title: str, detail: str,
+    errors: list[FieldError] | None = None, headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    body = Problem(
+        type=f"urn:casemgr:problem:{code}", title=title, status=status, detail=detail,
+        request_id=request_id_of(request.scope), errors=errors or None,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[Problem]:
+    errors = exc.errors if isinstance(exc, ValidationFailed) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return problem(request, status=exc.status, code=exc.code, title=exc.title,
+                   detail=exc.detail, errors=errors, headers=headers)
+
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def _field_name(key: str | None, message: str) -> str:
+    # msgspec names the path at the end of its message: "... - at `$.person.birth_date`".
+    _, sep, where = message.rpartition(" - at `")
+    path = where.rstrip("`").removeprefix("$").removeprefix(".") if sep else ""
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown:
+        return f"{path}.{unknown[1]}" if path else unknown[1]
+    if path:
+        return path
+    return key if key and key != "data" else "body"
+
+
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    """Litestar's decoding errors: malformed bodies are 400, fields that break a rule 422."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors: list[FieldError] = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid value"))
+        key = item.get("key")
+        errors.append(FieldError(field=_field_name(str(key) if key else None, message),
+                                 message=message.split(" - at `")[0]))
+    detail = str(exc.detail)
+    malformed = "malformed" in detail.lower() or any(
+        "malformed" in e.message.lower() or "invalid json" in e.message.lower() for e in errors
+    )
+    if malformed:
+        return problem(request, status=400, code="malformed_body", title="Malformed body",
+                       detail="the request body is not valid JSON")
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors) or detail
+    return problem(request, status=422, code="validation_failed", title="Validation failed",
+                   detail=summary, errors=errors)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+             415: "unsupported_media_type", 429: "too_many_requests"}
+    code = codes.get(exc.status_code, "http_error")
+    detail = str(exc.detail)
+    if exc.status_code == 413:
+        detail = "the request body is larger than this service accepts"
+    elif exc.status_code == 400:
+        code, detail = "malformed_body", f"the request body could not be read: {detail}"
+    return problem(request, status=exc.status_code, code=code,
+                   title=code.replace("_", " ").capitalize(), detail=detail,
+                   headers=exc.headers or None)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The traceback names code, not data; the exception's text may hold data, so only its type.
+    log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+    return problem(request, status=500, code="internal_error", title="Internal error",
+                   detail="an unexpected error occurred; quote the request id when reporting it")
+
+
+async def audit_denial(exc: Exception, scope: Scope) -> None:
+    """Record every authorization denial (401, 403, 428) in the audit trail."""
+    if not isinstance(exc, _DENIALS) or getattr(exc, "already_audited", False):
+        return
+    handler = scope.get("route_handler")
+    action = handler.opt.get("action", "unknown") if handler is not None else "unknown"
+    request: Request[Any, Any, Any] = Request(scope)
+    ctx = RequestContext(request_id=request_id_of(scope), principal=principal_of(request))
+    object_type = getattr(exc, "object_type", None)
+    object_id = getattr(exc, "object_id", None)
+    try:
+        await audit.record_in_own_transaction(
+            resources_of(request).pool, ctx, action, outcome="denied",
+            object_type=object_type, object_id=object_id, reason=exc.reason,
+        )
+    except Exception as e:  # the denial stands; a lost audit row must at least be loud
+        log.error("denial_audit_failed", action=action, error_type=type(e).__name__)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    CasemgrError: handle_casemgr_error,
+    ValidationException: handle_validation,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}
