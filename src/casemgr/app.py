@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
@@ -19,7 +19,7 @@ from casemgr.config import Settings
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.resources import Resources
 from casemgr.web import health
-from casemgr.web.access import access_guard
+from casemgr.web.access import access_guard, public
 from casemgr.web.middleware import request_id_middleware
 from casemgr.web.problems import EXCEPTION_HANDLERS, audit_denial
 
@@ -63,7 +63,9 @@ def create_app(
         after_exception=[audit_denial],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="casemgr", version="0.1.0", path="/schema",
+            title="casemgr", version="0.1.0",
+            # The schema describes routes, not data: it is public.
+            openapi_router=Router(path="/schema", route_handlers=[], opt=public("openapi.read")),
             description="Case management for a city justice bureau.",
             render_plugins=[JsonRenderPlugin()],
         ),

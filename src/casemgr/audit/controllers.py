@@ -6,14 +6,13 @@ from typing import Annotated, Literal
 
 from litestar import Controller, Request, get
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from casemgr.audit import repository, service
 from casemgr.audit.schemas import AuditEvent, AuditPage
 from casemgr.auth.principal import Role
-from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
-from casemgr.web.access import access, request_context, resources_of
+from casemgr.web.access import Ctx, access, request_context, resources_of
 
 
 class AuditController(Controller):
@@ -23,14 +22,14 @@ class AuditController(Controller):
 
     @get("/", opt=access("audit.read", (Role.AUDITOR,)))
     async def list_events(
-        self, request: Request, ctx: RequestContext,
-        actor_id: int | None = None,
-        action: Annotated[str | None, Parameter(max_length=64)] = None,
-        object_type: Annotated[str | None, Parameter(max_length=64)] = None,
-        object_id: Annotated[str | None, Parameter(max_length=64)] = None,
-        outcome: Literal["success", "denied", "failure"] | None = None,
-        before: Annotated[int | None, Parameter(ge=1, description="cursor: next_before")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        self, request: Request, ctx: Ctx,
+        actor_id: FromQuery[int | None] = None,
+        action: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        object_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        object_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        outcome: FromQuery[Literal["success", "denied", "failure"] | None] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, description="cursor: next_before")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         """Audit events, newest first. Reading the trail is itself recorded in it."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:

@@ -8,14 +8,13 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases import service
 from casemgr.cases.schemas import Case, CaseCreate, CasePage, CaseUpdate, Program
-from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
-from casemgr.web.access import access, request_context, resources_of
+from casemgr.web.access import Ctx, access, request_context, resources_of
 
 EXPORT_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -34,11 +33,11 @@ class CaseController(Controller):
 
     @get("/", opt=access("case.list", CASE_READERS))
     async def list_cases(
-        self, request: Request, ctx: RequestContext,
-        program: Program | None = None,
-        mine: Annotated[bool, Parameter(description="only my own caseload")] = False,
-        after: Annotated[int | None, Parameter(ge=0, description="cursor: next_after")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        self, request: Request, ctx: Ctx,
+        program: FromQuery[Program | None] = None,
+        mine: Annotated[bool, QueryParameter(description="only my own caseload")] = False,
+        after: Annotated[int | None, QueryParameter(ge=0, description="cursor: next_after")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> CasePage:
         """The caseload the caller may read: an officer's office, a supervisor's subtree."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
@@ -47,8 +46,8 @@ class CaseController(Controller):
 
     @get("/export", opt=access("case.export", CASE_READERS, purpose=True),
          media_type="text/csv")
-    async def export_cases(self, request: Request, ctx: RequestContext,
-                           program: Program | None = None) -> Response[str]:
+    async def export_cases(self, request: Request, ctx: Ctx,
+                           program: FromQuery[Program | None] = None) -> Response[str]:
         """The readable caseload as CSV; needs a stated purpose and is audited as an export."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             page = await service.list_cases(conn, ctx, program=program, mine=False, after=None,
@@ -64,18 +63,18 @@ class CaseController(Controller):
                         headers={"Content-Disposition": 'attachment; filename="caseload.csv"'})
 
     @post("/", opt=access("case.create", CASE_WRITERS))
-    async def create_case(self, request: Request, data: CaseCreate, ctx: RequestContext) -> Case:
+    async def create_case(self, request: Request, data: JSONBody[CaseCreate], ctx: Ctx) -> Case:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.create(conn, ctx, data)
 
     @get("/{case_id:int}", opt=access("case.read", CASE_READERS, purpose=True))
-    async def get_case(self, request: Request, case_id: int, ctx: RequestContext) -> Case:
+    async def get_case(self, request: Request, case_id: FromPath[int], ctx: Ctx) -> Case:
         """One case file; needs a stated purpose (X-Purpose), recorded in the audit."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.read(conn, ctx, case_id)
 
     @patch("/{case_id:int}", opt=access("case.update", CASE_WRITERS))
-    async def update_case(self, request: Request, case_id: int, data: CaseUpdate,
-                          ctx: RequestContext) -> Case:
+    async def update_case(self, request: Request, case_id: FromPath[int], data: JSONBody[CaseUpdate],
+                          ctx: Ctx) -> Case:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.update(conn, ctx, case_id, data)

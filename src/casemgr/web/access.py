@@ -13,12 +13,16 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 from casemgr.auth.principal import Principal, Role
 from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, PurposeRequired, Unauthenticated
 from casemgr.resources import Resources
+
+# The request context, injected by name into every controller method that takes ``ctx``.
+Ctx = NamedDependency[RequestContext]
 
 PURPOSE_HEADER = "x-purpose"
 _PURPOSE_MIN, _PURPOSE_MAX = 3, 500

@@ -1,0 +1,288 @@
+"""Shared fixtures: a private database per test run, the real Redis, and a small world.
+
+Each run creates its own database (``casemgr_test_<random>``) on the PostgreSQL server of
+``CASEMGR_TEST_DATABASE_URL`` (else ``DATABASE_URL``, else the local default), applies every
+migration to it, and drops it at the end. Each test that needs org units and accounts
+builds its own city (``world``), so tests do not see each other's data even though they
+share the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from casemgr.app import create_app
+from casemgr.auth import totp
+from casemgr.auth.passwords import Passwords
+from casemgr.auth.principal import MfaState, Role
+from casemgr.auth.sessions import SessionStore
+from casemgr.clock import ManualClock
+from casemgr.config import Settings, load_settings
+from casemgr.crypto import Keyring
+from casemgr.db import create_pool
+from casemgr.migrate import apply_migrations
+from casemgr.resources import Resources
+
+ADMIN_DSN = (os.environ.get("CASEMGR_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+             or "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = (os.environ.get("CASEMGR_TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+             or "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery staple"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+DATA_KEY = "t1:" + base64.b64encode(b"k" * 32).decode()
+
+
+def dsn_for_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+async def create_empty_database() -> str:
+    name = f"casemgr_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return dsn_for_database(ADMIN_DSN, name)
+
+
+async def drop_database(dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def make_settings(database_url: str, **overrides: str) -> Settings:
+    env = {
+        "CASEMGR_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "CASEMGR_DATA_KEYS": DATA_KEY,
+        "CASEMGR_ARGON2_TIME_COST": "1",
+        "CASEMGR_ARGON2_MEMORY_KIB": "1024",
+        "CASEMGR_DB_POOL_MIN": "1",
+        "CASEMGR_DB_POOL_MAX": "8",
+        "CASEMGR_LOG_FORMAT": "console",
+        **overrides,
+    }
+    return load_settings(env)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    dsn = await create_empty_database()
+    await apply_migrations(dsn)
+    yield dsn
+    await drop_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def app_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.app_database_url, min_size=1, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def owner(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the database owner (a superuser here): set-up and inspection."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC))
+
+
+@pytest.fixture(scope="session")
+def passwords(settings: Settings) -> Passwords:
+    return Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+                     parallelism=settings.argon2_parallelism)
+
+
+@pytest.fixture
+def resources(settings: Settings, clock: ManualClock, app_pool: asyncpg.Pool, redis: Redis,
+              passwords: Passwords) -> Resources:
+    return Resources(
+        settings=settings, clock=clock, pool=app_pool, redis=redis,
+        sessions=SessionStore(redis, clock, idle_seconds=settings.session_idle_seconds,
+                              absolute_seconds=settings.session_absolute_seconds,
+                              pending_seconds=settings.pending_session_seconds),
+        passwords=passwords, keyring=Keyring(settings.data_keys),
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, resources=resources)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://casemgr.test") as c:
+        yield c
+
+
+# --- a small world per test ------------------------------------------------------------
+
+@dataclass
+class Unit:
+    id: int
+    path: str
+    code: str
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    role: Role
+    unit: Unit
+
+
+@dataclass
+class World:
+    """One city per test:
+
+        city ── d1 ── o1 ── c1          d1, d2: districts; o1..o3: offices; c1: community
+             │     └─ o2
+             └─ d2 ── o3
+    """
+
+    units: dict[str, Unit] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    cases: dict[str, int] = field(default_factory=dict)
+    persons: dict[str, int] = field(default_factory=dict)
+
+
+_TREE = [("city", "city", None), ("d1", "district", "city"), ("d2", "district", "city"),
+         ("o1", "office", "d1"), ("o2", "office", "d1"), ("o3", "office", "d2"),
+         ("c1", "community", "o1")]
+_ACCOUNTS = [
+    ("admin", Role.ADMIN, "city"), ("admin_d1", Role.ADMIN, "d1"),
+    ("auditor", Role.AUDITOR, "city"), ("auditor_d1", Role.AUDITOR, "d1"),
+    ("sup_city", Role.SUPERVISOR, "city"), ("sup_d1", Role.SUPERVISOR, "d1"),
+    ("sup_d2", Role.SUPERVISOR, "d2"),
+    ("off1", Role.OFFICER, "o1"), ("off1c", Role.OFFICER, "c1"), ("off2", Role.OFFICER, "o2"),
+    ("off3", Role.OFFICER, "o3"),
+    ("health_d1", Role.HEALTH_WORKER, "d1"), ("police_d1", Role.POLICE_LIAISON, "d1"),
+]
+# name: (program, unit, officer, shared_with_police)
+_CASES = {
+    "cc_o1": ("community_corrections", "c1", "off1", True),
+    "smi_o1": ("severe_mental_illness", "o1", "off1c", False),
+    "drug_o2": ("drug_rehab", "o2", "off2", False),
+    "cc_o3": ("community_corrections", "o3", "off3", False),
+}
+
+
+@pytest.fixture
+async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Resources) -> World:
+    tag = uuid.uuid4().hex[:8]
+    w = World()
+    password_hash = await passwords.hash(PASSWORD)
+    async with owner.transaction():
+        for name, kind, parent in _TREE:
+            parent_unit = w.units.get(parent) if parent else None
+            uid = await owner.fetchval("SELECT nextval(pg_get_serial_sequence('org_units','id'))")
+            path = (parent_unit.path + "." if parent_unit else "") + f"n{uid}"
+            code = f"T{tag}-{name}"
+            await owner.execute(
+                "INSERT INTO org_units (id, parent_id, kind, name, code, path) "
+                "VALUES ($1, $2, $3, $4, $5, $6::ltree)",
+                uid, parent_unit.id if parent_unit else None, kind, f"{name} {tag}", code, path,
+            )
+            w.units[name] = Unit(id=uid, path=path, code=code)
+        for name, role, unit in _ACCOUNTS:
+            username = f"{name.replace('_', '.')}.{tag}"
+            aid = await owner.fetchval(
+                "INSERT INTO accounts (username, display_name, role, org_unit_id, password_hash, "
+                "totp_secret, totp_confirmed_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL) "
+                "RETURNING id",
+                username, name, role.value, w.units[unit].id, password_hash,
+            )
+            sealed = resources.keyring.seal(TOTP_SECRET.encode(),
+                                            f"accounts.totp_secret:{aid}".encode())
+            await owner.execute(
+                "UPDATE accounts SET totp_secret = $2, totp_confirmed_at = now() WHERE id = $1",
+                aid, sealed,
+            )
+            w.accounts[name] = Account(id=aid, username=username, role=role, unit=w.units[unit])
+        for n, (name, (program, unit, officer, shared)) in enumerate(_CASES.items()):
+            pid = await owner.fetchval(
+                "INSERT INTO persons (full_name, sex, birth_date, org_unit_id) "
+                "VALUES ($1, 'male', '1980-01-01', $2) RETURNING id",
+                f"Person {name} {tag} {n}", w.units[unit].id,
+            )
+            cid = await owner.fetchval(
+                "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id, "
+                "shared_with_police) VALUES ($1, $2, 'active', $3, $4, $5) RETURNING id",
+                pid, program, w.units[unit].id, w.accounts[officer].id, shared,
+            )
+            w.cases[name] = cid
+            w.persons[name] = pid
+    return w
+
+
+def scope_for(account: Account, world: World) -> str:
+    if account.role is Role.OFFICER:
+        # The officer's office: the unit itself if it is an office, else its parent office.
+        for name in ("o1", "o2", "o3"):
+            office = world.units[name]
+            if account.unit.path == office.path or account.unit.path.startswith(office.path + "."):
+                return office.path
+    return account.unit.path
+
+
+@pytest.fixture
+def login_as(resources: Resources, world: World):  # type: ignore[no-untyped-def]
+    """Issue a fully authenticated session for a world account; returns its headers."""
+
+    async def issue(name: str, *, purpose: str | None = None,
+                    mfa: MfaState = MfaState.PASSED) -> dict[str, str]:
+        account = world.accounts[name]
+        issued = await resources.sessions.issue(
+            account_id=account.id, role=account.role, org_unit_id=account.unit.id,
+            scope=scope_for(account, world), mfa=mfa,
+        )
+        headers = {"Authorization": f"Bearer {issued.token}"}
+        if purpose:
+            headers["X-Purpose"] = purpose
+        return headers
+
+    return issue
+
+
+def totp_code(clock: ManualClock) -> str:
+    return totp.code_at(TOTP_SECRET, clock.now())
+
+
+async def audit_rows(owner: asyncpg.Connection, request_id: str) -> list[asyncpg.Record]:
+    return await owner.fetch("SELECT * FROM audit_log WHERE request_id = $1 ORDER BY id",
+                             request_id)

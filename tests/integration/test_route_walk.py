@@ -1,0 +1,161 @@
+"""Walk every route of the application: as nobody, as the wrong role, as the wrong scope.
+
+Each denial must be a 401 or 403 problem *and* leave an audit row with the route's action,
+outcome "denied" and the reason, under the request id the response carried.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+
+from casemgr.app import create_app
+from casemgr.auth.principal import Role
+from casemgr.config import Settings
+from casemgr.resources import Resources
+from tests.conftest import PASSWORD, World, audit_rows
+
+# A caller in district d1 reaching for objects in district d2 (or the city above it).
+# role -> world account of that role inside d1
+CALLER_IN_D1 = {
+    Role.ADMIN: "admin_d1", Role.AUDITOR: "auditor_d1", Role.SUPERVISOR: "sup_d1",
+    Role.OFFICER: "off1", Role.HEALTH_WORKER: "health_d1", Role.POLICE_LIAISON: "police_d1",
+}
+# Routes open to every role that act only on the caller's own session or account, or list
+# only what lies inside the caller's own scope: no wrong role or scope exists for them.
+SELF_SERVICE = {
+    ("POST", "/auth/totp/enrol"), ("POST", "/auth/totp/verify"), ("POST", "/auth/logout"),
+    ("GET", "/auth/me"), ("POST", "/auth/password"), ("GET", "/org-units"),
+}
+
+
+def routes(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods:
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                found.append((method, route.path_format, handler.opt))
+    return sorted(found, key=lambda r: (r[1], r[0]))
+
+
+def out_of_scope_path(path: str, world: World) -> str:
+    """Fill the path's ids with objects that lie in district d2, outside a d1 caller's scope."""
+    targets = {"case_id": world.cases["cc_o3"], "account_id": world.accounts["off3"].id,
+               "unit_id": world.units["d2"].id}
+    return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
+
+
+def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | None:
+    d2, o3 = world.units["d2"].id, world.units["o3"].id
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/org-units"): {"parent_id": d2, "kind": "office", "name": "x", "code": "zz-x"},
+        ("PATCH", "/org-units/{unit_id}"): {"name": "renamed"},
+        ("POST", "/accounts"): {"username": "intruder.x", "display_name": "x", "role": "officer",
+                                "org_unit_id": o3, "password": PASSWORD},
+        ("PATCH", "/accounts/{account_id}"): {"display_name": "renamed"},
+        ("POST", "/accounts/{account_id}/password"): {"new_password": PASSWORD + "!"},
+        ("POST", "/cases"): {"person": {"full_name": "x", "sex": "male",
+                                        "birth_date": "1990-01-01"},
+                             "program": "drug_rehab", "org_unit_id": o3},
+        ("PATCH", "/cases/{case_id}"): {"shared_with_police": True},
+    }
+    return bodies.get((method, path))
+
+
+@pytest.fixture
+def app(settings: Settings, resources: Resources) -> Litestar:
+    return create_app(settings, resources=resources)
+
+
+async def assert_denied_and_audited(
+    owner: asyncpg.Connection, response: httpx.Response, status: int, action: str, reason: str
+) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    rows = await audit_rows(owner, response.headers["x-request-id"])
+    assert [(r["action"], r["outcome"], r["reason"]) for r in rows] == [(action, "denied", reason)]
+
+
+async def test_every_route_refuses_an_unauthenticated_caller_and_audits_it(
+    app: Litestar, client: httpx.AsyncClient, owner: asyncpg.Connection, world: World
+) -> None:
+    walked = 0
+    for method, path, opt in routes(app):
+        if opt.get("public"):
+            continue
+        response = await client.request(method, out_of_scope_path(path, world))
+        await assert_denied_and_audited(owner, response, 401, opt["action"], "missing_token")
+        walked += 1
+    assert walked >= 20
+
+
+async def test_every_route_refuses_a_caller_of_the_wrong_role_and_audits_it(
+    app: Litestar, client: httpx.AsyncClient, owner: asyncpg.Connection, world: World,
+    login_as: Any,
+) -> None:
+    walked = 0
+    for method, path, opt in routes(app):
+        if opt.get("public"):
+            continue
+        wrong_roles = sorted(set(Role) - opt["roles"])
+        if not wrong_roles:
+            # Open to every role: either self-service, or an object route whose scope the
+            # next test walks.
+            assert (method, path) in SELF_SERVICE or "{" in path
+            continue
+        for role in wrong_roles:
+            headers = await login_as(CALLER_IN_D1[role], purpose="route walk")
+            response = await client.request(method, out_of_scope_path(path, world),
+                                            headers=headers)
+            await assert_denied_and_audited(owner, response, 403, opt["action"],
+                                            "role_not_allowed")
+            walked += 1
+    assert walked >= 40
+
+
+async def test_every_object_route_refuses_a_caller_outside_its_scope_and_audits_it(
+    app: Litestar, client: httpx.AsyncClient, owner: asyncpg.Connection, world: World,
+    login_as: Any,
+) -> None:
+    walked = 0
+    for method, path, opt in routes(app):
+        if opt.get("public") or (method, path) in SELF_SERVICE:
+            continue
+        body = out_of_scope_body(method, path, world)
+        if "{" not in path and body is None:
+            # Lists and exports: they return only what lies in scope (tested elsewhere).
+            continue
+        for role in sorted(opt["roles"]):
+            headers = await login_as(CALLER_IN_D1[role], purpose="route walk")
+            response = await client.request(method, out_of_scope_path(path, world),
+                                            headers=headers, json=body)
+            await assert_denied_and_audited(owner, response, 403, opt["action"], "out_of_scope")
+            walked += 1
+    assert walked >= 15
+
+
+async def test_a_route_that_declares_no_roles_is_closed_to_everyone(
+    settings: Settings, resources: Resources, owner: asyncpg.Connection, world: World,
+    login_as: Any,
+) -> None:
+    from litestar import get
+
+    @get("/undeclared", opt={"action": "test.undeclared"})
+    async def undeclared() -> str:
+        return "should never be served"
+
+    app = create_app(settings, resources=resources)
+    app.register(undeclared)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for name in ("admin", "sup_city", "off1"):
+            response = await client.get("/undeclared", headers=await login_as(name))
+            await assert_denied_and_audited(owner, response, 403, "test.undeclared",
+                                            "route_closed")
