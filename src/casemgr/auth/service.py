@@ -85,11 +85,13 @@ async def authenticate(
         return _refuse(AccountLocked(
             "this account is locked after repeated failed logins; an administrator must unlock it",
         ))
-    await repository.record_success(conn, creds.id)
     if resources.passwords.needs_rehash(creds.password_hash):
         await repository.set_password(conn, creds.id, await resources.passwords.hash(password))
     if not settings.mfa_required:
         mfa = MfaState.NOT_REQUIRED
+        # The failure count resets only once the login is complete: with a second factor
+        # to come, wrong codes after a right password must keep adding up.
+        await repository.record_success(conn, creds.id)
     elif creds.totp_confirmed_at is not None:
         mfa = MfaState.PENDING
     else:
