@@ -18,6 +18,8 @@ CREATE INDEX org_units_parent ON org_units (parent_id);
 
 -- Org units hold no personal data; the application checks the admin's subtree itself.
 GRANT SELECT, INSERT, UPDATE, DELETE ON org_units TO casemgr_app;
+-- The path is built from the id, so inserts draw the id first with nextval().
+GRANT USAGE ON SEQUENCE org_units_id_seq TO casemgr_app;
 
 -- Ids of the units inside the caller's scope. Policies use it as an uncorrelated
 -- sub-select, which PostgreSQL evaluates once per statement.

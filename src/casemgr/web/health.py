@@ -14,7 +14,7 @@ from casemgr.web.access import public, resources_of
 _PROBE_TIMEOUT = 2.0
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
+class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str
     postgres: str | None = None
     redis: str | None = None

@@ -7,6 +7,7 @@ Litestar's exception handlers are synchronous, so the audit of a denial happens 
 from __future__ import annotations
 
 import re
+import traceback
 from typing import Any
 
 import msgspec
@@ -53,19 +54,20 @@ def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> 
                    detail=exc.detail, errors=errors, headers=headers)
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _field_name(key: str | None, message: str) -> str:
-    # msgspec names the path at the end of its message: "... - at `$.person.birth_date`".
-    _, sep, where = message.rpartition(" - at `")
-    path = where.rstrip("`").removeprefix("$").removeprefix(".") if sep else ""
-    unknown = _UNKNOWN_FIELD.search(message)
-    if unknown:
-        return f"{path}.{unknown[1]}" if path else unknown[1]
-    if path:
-        return path
-    return key if key and key != "data" else "body"
+    """The dotted path of the offending field, from Litestar's key and msgspec's message."""
+    # Litestar gives the path of the object ("person"); msgspec's message may name the field
+    # inside it ("Object contains unknown field `nickname`").
+    path = "" if key in (None, "", "data") else str(key)
+    if path.startswith("data."):
+        path = path.removeprefix("data.")
+    named = _NAMED_FIELD.search(message)
+    if named:
+        return f"{path}.{named[1]}" if path else named[1]
+    return path or "body"
 
 
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
@@ -78,7 +80,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         message = str(item.get("message", "invalid value"))
         key = item.get("key")
         errors.append(FieldError(field=_field_name(str(key) if key else None, message),
-                                 message=message.split(" - at `")[0]))
+                                 message=message))
     detail = str(exc.detail)
     malformed = "malformed" in detail.lower() or any(
         "malformed" in e.message.lower() or "invalid json" in e.message.lower() for e in errors
@@ -106,8 +108,10 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    # The traceback names code, not data; the exception's text may hold data, so only its type.
-    log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+    # The frames name code, never data; an exception's message may quote the data that
+    # caused it (PostgreSQL's "invalid input syntax ... 'value'"), so only its type is logged.
+    log.error("unhandled_error", error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+              frames="".join(traceback.format_tb(exc.__traceback__)))
     return problem(request, status=500, code="internal_error", title="Internal error",
                    detail="an unexpected error occurred; quote the request id when reporting it")
 
