@@ -34,10 +34,14 @@ from casemgr.db import create_pool
 from casemgr.migrate import apply_migrations
 from casemgr.resources import Resources
 
-ADMIN_DSN = (os.environ.get("CASEMGR_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-             or "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = (os.environ.get("CASEMGR_TEST_REDIS_URL") or os.environ.get("REDIS_URL")
-             or "redis://127.0.0.1:6379/0")
+ADMIN_DSN = (
+    os.environ.get("CASEMGR_TEST_DATABASE_URL")
+    or os.environ.get("DATABASE_URL")
+    or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = (
+    os.environ.get("CASEMGR_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+)
 PASSWORD = "correct horse battery staple"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 DATA_KEY = "t1:" + base64.b64encode(b"k" * 32).decode()
@@ -125,19 +129,31 @@ def clock() -> ManualClock:
 
 @pytest.fixture(scope="session")
 def passwords(settings: Settings) -> Passwords:
-    return Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-                     parallelism=settings.argon2_parallelism)
+    return Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
 
 
 @pytest.fixture
-def resources(settings: Settings, clock: ManualClock, app_pool: asyncpg.Pool, redis: Redis,
-              passwords: Passwords) -> Resources:
+def resources(
+    settings: Settings, clock: ManualClock, app_pool: asyncpg.Pool, redis: Redis, passwords: Passwords
+) -> Resources:
     return Resources(
-        settings=settings, clock=clock, pool=app_pool, redis=redis,
-        sessions=SessionStore(redis, clock, idle_seconds=settings.session_idle_seconds,
-                              absolute_seconds=settings.session_absolute_seconds,
-                              pending_seconds=settings.pending_session_seconds),
-        passwords=passwords, keyring=Keyring(settings.data_keys),
+        settings=settings,
+        clock=clock,
+        pool=app_pool,
+        redis=redis,
+        sessions=SessionStore(
+            redis,
+            clock,
+            idle_seconds=settings.session_idle_seconds,
+            absolute_seconds=settings.session_absolute_seconds,
+            pending_seconds=settings.pending_session_seconds,
+        ),
+        passwords=passwords,
+        keyring=Keyring(settings.data_keys),
     )
 
 
@@ -150,6 +166,7 @@ async def client(settings: Settings, resources: Resources) -> AsyncIterator[http
 
 
 # --- a small world per test ------------------------------------------------------------
+
 
 @dataclass
 class Unit:
@@ -170,9 +187,9 @@ class Account:
 class World:
     """One city per test:
 
-        city ── d1 ── o1 ── c1          d1, d2: districts; o1..o3: offices; c1: community
-             │     └─ o2
-             └─ d2 ── o3
+    city ── d1 ── o1 ── c1          d1, d2: districts; o1..o3: offices; c1: community
+         │     └─ o2
+         └─ d2 ── o3
     """
 
     units: dict[str, Unit] = field(default_factory=dict)
@@ -181,17 +198,29 @@ class World:
     persons: dict[str, int] = field(default_factory=dict)
 
 
-_TREE = [("city", "city", None), ("d1", "district", "city"), ("d2", "district", "city"),
-         ("o1", "office", "d1"), ("o2", "office", "d1"), ("o3", "office", "d2"),
-         ("c1", "community", "o1")]
+_TREE = [
+    ("city", "city", None),
+    ("d1", "district", "city"),
+    ("d2", "district", "city"),
+    ("o1", "office", "d1"),
+    ("o2", "office", "d1"),
+    ("o3", "office", "d2"),
+    ("c1", "community", "o1"),
+]
 _ACCOUNTS = [
-    ("admin", Role.ADMIN, "city"), ("admin_d1", Role.ADMIN, "d1"),
-    ("auditor", Role.AUDITOR, "city"), ("auditor_d1", Role.AUDITOR, "d1"),
-    ("sup_city", Role.SUPERVISOR, "city"), ("sup_d1", Role.SUPERVISOR, "d1"),
+    ("admin", Role.ADMIN, "city"),
+    ("admin_d1", Role.ADMIN, "d1"),
+    ("auditor", Role.AUDITOR, "city"),
+    ("auditor_d1", Role.AUDITOR, "d1"),
+    ("sup_city", Role.SUPERVISOR, "city"),
+    ("sup_d1", Role.SUPERVISOR, "d1"),
     ("sup_d2", Role.SUPERVISOR, "d2"),
-    ("off1", Role.OFFICER, "o1"), ("off1c", Role.OFFICER, "c1"), ("off2", Role.OFFICER, "o2"),
+    ("off1", Role.OFFICER, "o1"),
+    ("off1c", Role.OFFICER, "c1"),
+    ("off2", Role.OFFICER, "o2"),
     ("off3", Role.OFFICER, "o3"),
-    ("health_d1", Role.HEALTH_WORKER, "d1"), ("police_d1", Role.POLICE_LIAISON, "d1"),
+    ("health_d1", Role.HEALTH_WORKER, "d1"),
+    ("police_d1", Role.POLICE_LIAISON, "d1"),
 ]
 # name: (program, unit, officer, shared_with_police)
 _CASES = {
@@ -216,7 +245,12 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
             await owner.execute(
                 "INSERT INTO org_units (id, parent_id, kind, name, code, path) "
                 "VALUES ($1, $2, $3, $4, $5, $6::ltree)",
-                uid, parent_unit.id if parent_unit else None, kind, f"{name} {tag}", code, path,
+                uid,
+                parent_unit.id if parent_unit else None,
+                kind,
+                f"{name} {tag}",
+                code,
+                path,
             )
             w.units[name] = Unit(id=uid, path=path, code=code)
         for name, role, unit in _ACCOUNTS:
@@ -225,25 +259,34 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
                 "INSERT INTO accounts (username, display_name, role, org_unit_id, password_hash, "
                 "totp_secret, totp_confirmed_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL) "
                 "RETURNING id",
-                username, name, role.value, w.units[unit].id, password_hash,
+                username,
+                name,
+                role.value,
+                w.units[unit].id,
+                password_hash,
             )
-            sealed = resources.keyring.seal(TOTP_SECRET.encode(),
-                                            f"accounts.totp_secret:{aid}".encode())
+            sealed = resources.keyring.seal(TOTP_SECRET.encode(), f"accounts.totp_secret:{aid}".encode())
             await owner.execute(
                 "UPDATE accounts SET totp_secret = $2, totp_confirmed_at = now() WHERE id = $1",
-                aid, sealed,
+                aid,
+                sealed,
             )
             w.accounts[name] = Account(id=aid, username=username, role=role, unit=w.units[unit])
         for n, (name, (program, unit, officer, shared)) in enumerate(_CASES.items()):
             pid = await owner.fetchval(
                 "INSERT INTO persons (full_name, sex, birth_date, org_unit_id) "
                 "VALUES ($1, 'male', '1980-01-01', $2) RETURNING id",
-                f"Person {name} {tag} {n}", w.units[unit].id,
+                f"Person {name} {tag} {n}",
+                w.units[unit].id,
             )
             cid = await owner.fetchval(
                 "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id, "
                 "shared_with_police) VALUES ($1, $2, 'active', $3, $4, $5) RETURNING id",
-                pid, program, w.units[unit].id, w.accounts[officer].id, shared,
+                pid,
+                program,
+                w.units[unit].id,
+                w.accounts[officer].id,
+                shared,
             )
             w.cases[name] = cid
             w.persons[name] = pid
@@ -264,12 +307,16 @@ def scope_for(account: Account, world: World) -> str:
 def login_as(resources: Resources, world: World):  # type: ignore[no-untyped-def]
     """Issue a fully authenticated session for a world account; returns its headers."""
 
-    async def issue(name: str, *, purpose: str | None = None,
-                    mfa: MfaState = MfaState.PASSED) -> dict[str, str]:
+    async def issue(
+        name: str, *, purpose: str | None = None, mfa: MfaState = MfaState.PASSED
+    ) -> dict[str, str]:
         account = world.accounts[name]
         issued = await resources.sessions.issue(
-            account_id=account.id, role=account.role, org_unit_id=account.unit.id,
-            scope=scope_for(account, world), mfa=mfa,
+            account_id=account.id,
+            role=account.role,
+            org_unit_id=account.unit.id,
+            scope=scope_for(account, world),
+            mfa=mfa,
         )
         headers = {"Authorization": f"Bearer {issued.token}"}
         if purpose:
@@ -284,5 +331,4 @@ def totp_code(clock: ManualClock) -> str:
 
 
 async def audit_rows(owner: asyncpg.Connection, request_id: str) -> list[asyncpg.Record]:
-    return await owner.fetch("SELECT * FROM audit_log WHERE request_id = $1 ORDER BY id",
-                             request_id)
+    return await owner.fetch("SELECT * FROM audit_log WHERE request_id = $1 ORDER BY id", request_id)

@@ -36,10 +36,10 @@ def cli_context() -> RequestContext:
     return RequestContext(request_id=f"cli-{uuid.uuid4().hex[:12]}")
 
 
-async def set_scope(conn: asyncpg.Connection, *, role: Role, scope: str,
-                    account_id: int | None = None) -> None:
-    await conn.execute(_SET_SCOPE, "" if account_id is None else str(account_id), role.value,
-                       scope)
+async def set_scope(
+    conn: asyncpg.Connection, *, role: Role, scope: str, account_id: int | None = None
+) -> None:
+    await conn.execute(_SET_SCOPE, "" if account_id is None else str(account_id), role.value, scope)
 
 
 async def ensure_city(conn: asyncpg.Connection, *, code: str, name: str) -> tuple[int, str]:
@@ -54,8 +54,15 @@ async def ensure_city(conn: asyncpg.Connection, *, code: str, name: str) -> tupl
 
 
 async def create_account(
-    conn: asyncpg.Connection, passwords: Passwords, *, username: str, display_name: str,
-    role: Role, org_unit_code: str, password: str, ctx: RequestContext,
+    conn: asyncpg.Connection,
+    passwords: Passwords,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    org_unit_code: str,
+    password: str,
+    ctx: RequestContext,
 ) -> int:
     """Create an account in the unit with ``org_unit_code``, as an admin of that unit."""
     passwords.check_policy(password)
@@ -65,12 +72,17 @@ async def create_account(
     await set_scope(conn, role=Role.ADMIN, scope=unit["path"])
     try:
         account_id: int = await conn.fetchval(
-            _INSERT_ACCOUNT, username, display_name, role.value, unit["id"],
+            _INSERT_ACCOUNT,
+            username,
+            display_name,
+            role.value,
+            unit["id"],
             await passwords.hash(password),
         )
     except asyncpg.UniqueViolationError as e:
         raise Conflict(f"the username {username!r} is taken") from e
     # No account acted: the row says the command line did, under the request id it printed.
-    await audit.record(conn, ctx, "account.create", object_type="account", object_id=account_id,
-                       reason="command_line")
+    await audit.record(
+        conn, ctx, "account.create", object_type="account", object_id=account_id, reason="command_line"
+    )
     return account_id

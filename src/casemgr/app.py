@@ -53,8 +53,13 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
-            health.live, health.ready, AuthController, OrgUnitController, AccountController,
-            CaseController, AuditController,
+            health.live,
+            health.ready,
+            AuthController,
+            OrgUnitController,
+            AccountController,
+            CaseController,
+            AuditController,
         ],
         lifespan=[lifespan],
         guards=[access_guard],
@@ -63,7 +68,8 @@ def create_app(
         after_exception=[audit_denial],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="casemgr", version="0.1.0",
+            title="casemgr",
+            version="0.1.0",
             # The schema describes routes, not data: it is public.
             openapi_router=Router(path="/schema", route_handlers=[], opt=public("openapi.read")),
             description="Case management for a city justice bureau.",

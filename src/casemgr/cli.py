@@ -57,8 +57,11 @@ async def _migrate() -> int:
 def _passwords(settings: Settings):  # type: ignore[no-untyped-def]
     from casemgr.auth.passwords import Passwords
 
-    return Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-                     parallelism=settings.argon2_parallelism)
+    return Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
 
 
 async def _seed_demo() -> int:
@@ -94,9 +97,14 @@ async def _create_admin(args: argparse.Namespace) -> int:
             if args.city_name:
                 await ensure_city(conn, code=args.org_unit, name=args.city_name)
             account_id = await create_account(
-                conn, _passwords(settings), username=args.username,
-                display_name=args.display_name or args.username, role=Role.ADMIN,
-                org_unit_code=args.org_unit, password=password, ctx=ctx,
+                conn,
+                _passwords(settings),
+                username=args.username,
+                display_name=args.display_name or args.username,
+                role=Role.ADMIN,
+                org_unit_code=args.org_unit,
+                password=password,
+                ctx=ctx,
             )
     except CasemgrError as e:
         print(f"casemgr: {e.detail}", file=sys.stderr)
@@ -119,8 +127,10 @@ async def _audit_verify() -> int:
     if report.ok:
         print(f"audit chain intact: {report.rows_checked} rows; head hash {report.head_hash}")
         return 0
-    print(f"audit chain BROKEN at row {report.first_broken_id}: {report.problem} "
-          f"({report.rows_checked} rows before it verified)")
+    print(
+        f"audit chain BROKEN at row {report.first_broken_id}: {report.problem} "
+        f"({report.rows_checked} rows before it verified)"
+    )
     return 1
 
 
@@ -138,8 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--display-name")
     admin.add_argument("--org-unit", required=True, help="code of the admin's org unit")
     admin.add_argument("--city-name", help="create the org unit as a new city of this name")
-    admin.add_argument("--password-stdin", action="store_true",
-                       help="read the password from standard input instead of prompting")
+    admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; report the first break")

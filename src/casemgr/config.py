@@ -132,7 +132,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("CASEMGR_DATA_KEYS is not set (kid:base64 of 32 random bytes)")
     mfa_required = _flag(get("CASEMGR_MFA_REQUIRED", "true") or "true", "CASEMGR_MFA_REQUIRED")
     if not mfa_required and environment == "production":
-        raise ConfigError("CASEMGR_MFA_REQUIRED=false is allowed only with CASEMGR_ENV=demo, development or test")
+        raise ConfigError(
+            "CASEMGR_MFA_REQUIRED=false is allowed only with CASEMGR_ENV=demo, development or test"
+        )
 
     values: dict[str, object] = {
         "env": environment,
@@ -160,8 +162,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw = get(name)
         if raw is not None:
             values[field] = _int(raw, name, minimum)
-    for field, name in (("host", "CASEMGR_HOST"), ("totp_issuer", "CASEMGR_TOTP_ISSUER"),
-                        ("log_level", "CASEMGR_LOG_LEVEL")):
+    for field, name in (
+        ("host", "CASEMGR_HOST"),
+        ("totp_issuer", "CASEMGR_TOTP_ISSUER"),
+        ("log_level", "CASEMGR_LOG_LEVEL"),
+    ):
         raw = get(name)
         if raw is not None:
             values[field] = raw

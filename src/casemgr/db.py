@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 
@@ -46,7 +46,7 @@ async def scoped_transaction(
     """A transaction that sees exactly what ``principal`` may see (nothing if None)."""
     async with pool.acquire() as conn, conn.transaction():
         if principal is not None:
-            await conn.execute(
-                _SET_SCOPE, str(principal.account_id), principal.role, principal.scope
-            )
-        yield conn
+            await conn.execute(_SET_SCOPE, str(principal.account_id), principal.role, principal.scope)
+        # The pool hands out a proxy that forwards every Connection method; the repositories
+        # are typed against Connection.
+        yield cast(asyncpg.Connection, conn)

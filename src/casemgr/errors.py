@@ -34,8 +34,13 @@ class CasemgrError(Exception):
     title: ClassVar[str] = "Internal error"
 
     def __init__(
-        self, detail: str, *, reason: str | None = None, object_type: str | None = None,
-        object_id: object = None, already_audited: bool = False,
+        self,
+        detail: str,
+        *,
+        reason: str | None = None,
+        object_type: str | None = None,
+        object_id: object = None,
+        already_audited: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -59,8 +64,9 @@ class ValidationFailed(CasemgrError):
     code = "validation_failed"
     title = "Validation failed"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, field: str | None = None
+    ) -> None:
         super().__init__(detail)
         if errors is None:
             errors = [FieldError(field=field, message=detail)] if field else []

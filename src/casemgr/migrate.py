@@ -80,15 +80,16 @@ async def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]
                 if recorded is not None:
                     if recorded["checksum"] != migration.checksum:
                         raise MigrationError(
-                            f"{migration.name} was changed after it was applied; "
-                            "add a new migration instead"
+                            f"{migration.name} was changed after it was applied; add a new migration instead"
                         )
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        migration.version, migration.name, migration.checksum,
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
                     )
                 log.info("migration_applied", migration=migration.name)
                 applied.append(migration.name)

@@ -44,7 +44,8 @@ class Resources:
             pool=pool,
             redis=redis,
             sessions=SessionStore(
-                redis, clock,
+                redis,
+                clock,
                 idle_seconds=settings.session_idle_seconds,
                 absolute_seconds=settings.session_absolute_seconds,
                 pending_seconds=settings.pending_session_seconds,

@@ -59,8 +59,28 @@ DEMO_LOGINS = [
 ]
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-_GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
-          "涛", "明", "超", "秀兰", "霞"]
+_GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "秀英",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀兰",
+    "霞",
+]
 _PROGRAMS = ["community_corrections", "released_prisoner", "drug_rehab", "severe_mental_illness"]
 
 _INSERT_UNIT = """
@@ -101,13 +121,23 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords) -> bool:
             await conn.execute(_INSERT_UNIT, code, name, kind, parent)
         for login in DEMO_LOGINS:
             display = login.username.replace(".", " ").title()
-            await create_account(conn, passwords, username=login.username, display_name=display,
-                                 role=login.role, org_unit_code=login.unit,
-                                 password=DEMO_PASSWORD, ctx=ctx)
+            await create_account(
+                conn,
+                passwords,
+                username=login.username,
+                display_name=display,
+                role=login.role,
+                org_unit_code=login.unit,
+                password=DEMO_PASSWORD,
+                ctx=ctx,
+            )
         await set_scope(conn, role=Role.SUPERVISOR, scope=city_path)
         rng = random.Random(2026)
-        offices = [("DEMO-E-RIV-1", "officer.riverside"), ("DEMO-E-RIV-2", "officer.riverside2"),
-                   ("DEMO-W-HIL-1", "officer.hillside")]
+        offices = [
+            ("DEMO-E-RIV-1", "officer.riverside"),
+            ("DEMO-E-RIV-2", "officer.riverside2"),
+            ("DEMO-W-HIL-1", "officer.hillside"),
+        ]
         for n in range(36):
             unit_code, officer = offices[n % len(offices)]
             unit_id = await conn.fetchval(_UNIT_ID, unit_code)
@@ -116,14 +146,25 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords) -> bool:
             birth = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 40))
             name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
             person_id = await conn.fetchval(
-                _INSERT_PERSON, name, "male" if male else "female", birth,
-                _id_number(rng, birth, male), unit_id, officer_id,
+                _INSERT_PERSON,
+                name,
+                "male" if male else "female",
+                birth,
+                _id_number(rng, birth, male),
+                unit_id,
+                officer_id,
             )
             program = _PROGRAMS[n % len(_PROGRAMS)]
             case_id = await conn.fetchval(
-                _INSERT_CASE, person_id, program, rng.choice(["active", "active", "pending_intake"]),
-                unit_id, officer_id, program == "community_corrections" and n % 3 == 0,
+                _INSERT_CASE,
+                person_id,
+                program,
+                rng.choice(["active", "active", "pending_intake"]),
+                unit_id,
+                officer_id,
+                program == "community_corrections" and n % 3 == 0,
             )
-            await audit.record(conn, ctx, "case.create", object_type="case", object_id=case_id,
-                               reason="demo_seed")
+            await audit.record(
+                conn, ctx, "case.create", object_type="case", object_id=case_id, reason="demo_seed"
+            )
     return True

@@ -27,15 +27,28 @@ def free_port() -> int:
 
 def env_for(database_url: str, **extra: str) -> dict[str, str]:
     return {
-        **os.environ, "CASEMGR_ENV": "test", "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL, "CASEMGR_DATA_KEYS": DATA_KEY, "CASEMGR_ARGON2_TIME_COST": "1",
-        "CASEMGR_ARGON2_MEMORY_KIB": "1024", "CASEMGR_LOG_FORMAT": "json", **extra,
+        **os.environ,
+        "CASEMGR_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "CASEMGR_DATA_KEYS": DATA_KEY,
+        "CASEMGR_ARGON2_TIME_COST": "1",
+        "CASEMGR_ARGON2_MEMORY_KIB": "1024",
+        "CASEMGR_LOG_FORMAT": "json",
+        **extra,
     }
 
 
 def casemgr(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "casemgr", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "casemgr", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -56,12 +69,29 @@ async def test_the_command_line_migrates_seeds_creates_an_admin_and_verifies_the
     seeded = casemgr(env, "seed-demo")
     assert seeded.returncode == 0 and "officer.riverside" in seeded.stdout
     assert "already present" in casemgr(env, "seed-demo").stdout
-    admin = casemgr(env, "create-admin", "--username", "root.admin", "--org-unit", "HQ",
-                    "--city-name", "Head Quarters City", "--password-stdin",
-                    stdin="a long enough password\n")
+    admin = casemgr(
+        env,
+        "create-admin",
+        "--username",
+        "root.admin",
+        "--org-unit",
+        "HQ",
+        "--city-name",
+        "Head Quarters City",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert admin.returncode == 0, admin.stdout + admin.stderr
-    weak = casemgr(env, "create-admin", "--username", "weak.admin", "--org-unit", "HQ",
-                   "--password-stdin", stdin="short\n")
+    weak = casemgr(
+        env,
+        "create-admin",
+        "--username",
+        "weak.admin",
+        "--org-unit",
+        "HQ",
+        "--password-stdin",
+        stdin="short\n",
+    )
     assert weak.returncode == 2 and "at least" in weak.stderr
     intact = casemgr(env, "audit", "verify")
     assert intact.returncode == 0 and "audit chain intact" in intact.stdout
@@ -81,7 +111,9 @@ def server(database_url: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "casemgr", "serve", "--port", str(port)],
         env=env_for(database_url, CASEMGR_SHUTDOWN_GRACE_SECONDS="10"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -109,9 +141,10 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_closes_the_
     body = json.dumps({"username": "nobody.at.all", "password": "not the password"}).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         # Half a request: headers and part of the body. Then the signal.
-        conn.sendall(b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     b"X-Request-ID: inflight-0001\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+        conn.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"X-Request-ID: inflight-0001\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10]
+        )
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -124,10 +157,12 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_closes_the_
     # uvicorn re-raises the signal once shut down, so the parent sees "ended by SIGTERM".
     assert process.wait(timeout=15) in (0, -signal.SIGTERM)
     assert process.stdout is not None
-    lines = [json.loads(line) for line in process.stdout.read().splitlines()
-             if line.startswith("{")]
+    lines = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
     events = [line["event"] for line in lines]
     assert "service_stopped" in events
-    finished = [line for line in lines if line["event"] == "request_finished"
-                and line.get("request_id") == "inflight-0001"]
+    finished = [
+        line
+        for line in lines
+        if line["event"] == "request_finished" and line.get("request_id") == "inflight-0001"
+    ]
     assert finished and finished[0]["status"] == 401 and finished[0]["route"] == "/auth/login"

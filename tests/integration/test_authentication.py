@@ -28,8 +28,9 @@ async def full_login(client: httpx.AsyncClient, clock: ManualClock, username: st
     pending = await login(client, username)
     assert pending.status_code == 200, pending.text
     assert pending.json()["mfa"] == "pending"
-    verified = await client.post("/auth/totp/verify", json={"code": totp_code(clock)},
-                                 headers=bearer(pending.json()["token"]))
+    verified = await client.post(
+        "/auth/totp/verify", json={"code": totp_code(clock)}, headers=bearer(pending.json()["token"])
+    )
     assert verified.status_code == 200, verified.text
     token: str = verified.json()["token"]
     return token
@@ -45,8 +46,9 @@ async def test_password_then_totp_gives_a_full_session_and_both_steps_are_audite
     denied = await client.get("/cases", headers=bearer(pending.json()["token"]))
     assert denied.status_code == 403
     assert "second factor" in denied.json()["detail"]
-    verified = await client.post("/auth/totp/verify", json={"code": totp_code(clock)},
-                                 headers=bearer(pending.json()["token"]))
+    verified = await client.post(
+        "/auth/totp/verify", json={"code": totp_code(clock)}, headers=bearer(pending.json()["token"])
+    )
     assert verified.status_code == 200
     token = verified.json()["token"]
     assert token != pending.json()["token"]  # a new token once the second factor is passed
@@ -56,7 +58,10 @@ async def test_password_then_totp_gives_a_full_session_and_both_steps_are_audite
     assert gone.status_code == 401
     [password_row] = await audit_rows(owner, pending.headers["x-request-id"])
     assert (password_row["action"], password_row["outcome"], password_row["actor_id"]) == (
-        "auth.login", "success", off1.id)
+        "auth.login",
+        "success",
+        off1.id,
+    )
     [totp_row] = await audit_rows(owner, verified.headers["x-request-id"])
     assert (totp_row["action"], totp_row["outcome"]) == ("auth.totp_verify", "success")
 
@@ -65,8 +70,9 @@ async def test_an_account_without_a_second_factor_must_enrol_before_anything_els
     client: httpx.AsyncClient, clock: ManualClock, world: World, owner: asyncpg.Connection
 ) -> None:
     off2 = world.accounts["off2"]
-    await owner.execute("UPDATE accounts SET totp_secret = NULL, totp_confirmed_at = NULL "
-                        "WHERE id = $1", off2.id)
+    await owner.execute(
+        "UPDATE accounts SET totp_secret = NULL, totp_confirmed_at = NULL WHERE id = $1", off2.id
+    )
     first = await login(client, off2.username)
     assert first.json()["mfa"] == "enrol"
     token = first.json()["token"]
@@ -78,13 +84,12 @@ async def test_an_account_without_a_second_factor_must_enrol_before_anything_els
     # The secret is stored sealed, never in clear.
     stored = await owner.fetchval("SELECT totp_secret FROM accounts WHERE id = $1", off2.id)
     assert secret.encode() not in stored
-    verified = await client.post("/auth/totp/verify",
-                                 json={"code": totp.code_at(secret, clock.now())},
-                                 headers=bearer(token))
+    verified = await client.post(
+        "/auth/totp/verify", json={"code": totp.code_at(secret, clock.now())}, headers=bearer(token)
+    )
     assert verified.status_code == 200, verified.text
     assert verified.json()["mfa"] == "passed"
-    assert await owner.fetchval("SELECT totp_confirmed_at IS NOT NULL FROM accounts WHERE id = $1",
-                                off2.id)
+    assert await owner.fetchval("SELECT totp_confirmed_at IS NOT NULL FROM accounts WHERE id = $1", off2.id)
     # Enrolled now: a later login asks for the code, not for enrolment.
     clock.advance(timedelta(seconds=30))
     assert (await login(client, off2.username)).json()["mfa"] == "pending"
@@ -96,17 +101,20 @@ async def test_a_totp_code_is_accepted_once(
     username = world.accounts["sup_d1"].username
     code = totp_code(clock)
     first = await login(client, username)
-    ok = await client.post("/auth/totp/verify", json={"code": code},
-                           headers=bearer(first.json()["token"]))
+    ok = await client.post("/auth/totp/verify", json={"code": code}, headers=bearer(first.json()["token"]))
     assert ok.status_code == 200
     second = await login(client, username)
-    replay = await client.post("/auth/totp/verify", json={"code": code},
-                               headers=bearer(second.json()["token"]))
+    replay = await client.post(
+        "/auth/totp/verify", json={"code": code}, headers=bearer(second.json()["token"])
+    )
     assert replay.status_code == 401
 
 
 async def test_five_failures_in_fifteen_minutes_lock_the_account_until_an_admin_unlocks_it(
-    client: httpx.AsyncClient, clock: ManualClock, world: World, owner: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    world: World,
+    owner: asyncpg.Connection,
     login_as: Any,
 ) -> None:
     off3 = world.accounts["off3"]
@@ -140,15 +148,14 @@ async def test_failures_older_than_the_window_do_not_count(
     assert (await login(client, off2.username)).status_code == 200
 
 
-async def test_wrong_totp_codes_count_towards_the_lockout(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_wrong_totp_codes_count_towards_the_lockout(client: httpx.AsyncClient, world: World) -> None:
     username = world.accounts["sup_d2"].username
     for _ in range(5):
         pending = await login(client, username)
         assert pending.status_code == 200
-        wrong = await client.post("/auth/totp/verify", json={"code": "000000"},
-                                  headers=bearer(pending.json()["token"]))
+        wrong = await client.post(
+            "/auth/totp/verify", json={"code": "000000"}, headers=bearer(pending.json()["token"])
+        )
         assert wrong.status_code == 401
     assert (await login(client, username)).status_code == 423
 
@@ -161,13 +168,15 @@ async def test_an_unknown_username_fails_like_a_wrong_password_and_is_audited_wi
     assert response.json()["detail"] == "invalid username or password"
     [row] = await audit_rows(owner, response.headers["x-request-id"])
     assert (row["action"], row["outcome"], row["reason"], row["actor_id"]) == (
-        "auth.login", "failure", "unknown_username", None)
+        "auth.login",
+        "failure",
+        "unknown_username",
+        None,
+    )
     assert "nobody.here" not in repr(dict(row))
 
 
-async def test_logout_ends_the_session(
-    client: httpx.AsyncClient, clock: ManualClock, world: World
-) -> None:
+async def test_logout_ends_the_session(client: httpx.AsyncClient, clock: ManualClock, world: World) -> None:
     token = await full_login(client, clock, world.accounts["off1"].username)
     assert (await client.post("/auth/logout", headers=bearer(token))).status_code == 204
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
@@ -201,13 +210,14 @@ async def test_a_password_reset_by_an_admin_ends_the_accounts_sessions(
     client: httpx.AsyncClient, clock: ManualClock, world: World, login_as: Any
 ) -> None:
     token = await full_login(client, clock, world.accounts["off1"].username)
-    reset = await client.post(f"/accounts/{world.accounts['off1'].id}/password",
-                              json={"new_password": "a brand new passphrase"},
-                              headers=await login_as("admin_d1"))
+    reset = await client.post(
+        f"/accounts/{world.accounts['off1'].id}/password",
+        json={"new_password": "a brand new passphrase"},
+        headers=await login_as("admin_d1"),
+    )
     assert reset.status_code == 204
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
-    assert (await login(client, world.accounts["off1"].username,
-                        "a brand new passphrase")).status_code == 200
+    assert (await login(client, world.accounts["off1"].username, "a brand new passphrase")).status_code == 200
 
 
 async def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(
@@ -217,12 +227,18 @@ async def test_changing_ones_own_password_keeps_this_session_and_ends_the_others
     other = await full_login(client, clock, username)
     clock.advance(timedelta(seconds=30))
     this = await full_login(client, clock, username)
-    changed = await client.post("/auth/password", headers=bearer(this), json={
-        "current_password": PASSWORD, "new_password": "another long passphrase"})
+    changed = await client.post(
+        "/auth/password",
+        headers=bearer(this),
+        json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+    )
     assert changed.status_code == 204
     assert (await client.get("/auth/me", headers=bearer(this))).status_code == 200
     assert (await client.get("/auth/me", headers=bearer(other))).status_code == 401
-    too_short = await client.post("/auth/password", headers=bearer(this), json={
-        "current_password": "another long passphrase", "new_password": "short"})
+    too_short = await client.post(
+        "/auth/password",
+        headers=bearer(this),
+        json={"current_password": "another long passphrase", "new_password": "short"},
+    )
     assert too_short.status_code == 422
     assert too_short.json()["errors"][0]["field"] == "new_password"

@@ -21,8 +21,11 @@ async def officer(login_as: Any) -> dict[str, str]:
 
 
 def valid_case(world: World) -> dict[str, Any]:
-    return {"person": {"full_name": "Valid Name", "sex": "female", "birth_date": "1988-08-08"},
-            "program": "drug_rehab", "org_unit_id": world.units["o1"].id}
+    return {
+        "person": {"full_name": "Valid Name", "sex": "female", "birth_date": "1988-08-08"},
+        "program": "drug_rehab",
+        "org_unit_id": world.units["o1"].id,
+    }
 
 
 async def count_persons(owner: asyncpg.Connection) -> int:
@@ -34,27 +37,35 @@ async def test_malformed_json_is_a_400_and_writes_nothing(
     client: httpx.AsyncClient, officer: dict[str, str], owner: asyncpg.Connection
 ) -> None:
     before = await count_persons(owner)
-    response = await client.post("/cases", content=b'{"person": {', headers={
-        **officer, "content-type": "application/json"})
+    response = await client.post(
+        "/cases", content=b'{"person": {', headers={**officer, "content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(PROBLEM)
     assert "could not be read" in response.json()["detail"]
     assert await count_persons(owner) == before
 
 
-@pytest.mark.parametrize(("mutate", "field"), [
-    (lambda b: b["person"].update(birth_date="1988-13-40"), "person.birth_date"),
-    (lambda b: b["person"].update(sex="x"), "person.sex"),
-    (lambda b: b.update(org_unit_id="seven"), "org_unit_id"),
-    (lambda b: b.update(program="astrology"), "program"),
-    (lambda b: b["person"].pop("full_name"), "person.full_name"),
-    (lambda b: b["person"].update(id_number="123"), "person.id_number"),
-    (lambda b: b.update(unexpected=1), "unexpected"),
-    (lambda b: b["person"].update(nickname="x"), "person.nickname"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b["person"].update(birth_date="1988-13-40"), "person.birth_date"),
+        (lambda b: b["person"].update(sex="x"), "person.sex"),
+        (lambda b: b.update(org_unit_id="seven"), "org_unit_id"),
+        (lambda b: b.update(program="astrology"), "program"),
+        (lambda b: b["person"].pop("full_name"), "person.full_name"),
+        (lambda b: b["person"].update(id_number="123"), "person.id_number"),
+        (lambda b: b.update(unexpected=1), "unexpected"),
+        (lambda b: b["person"].update(nickname="x"), "person.nickname"),
+    ],
+)
 async def test_a_field_that_breaks_the_schema_is_a_422_naming_it_and_writes_nothing(
-    client: httpx.AsyncClient, officer: dict[str, str], owner: asyncpg.Connection,
-    world: World, mutate: Any, field: str,
+    client: httpx.AsyncClient,
+    officer: dict[str, str],
+    owner: asyncpg.Connection,
+    world: World,
+    mutate: Any,
+    field: str,
 ) -> None:
     body = valid_case(world)
     mutate(body)
@@ -70,16 +81,17 @@ async def test_a_field_that_breaks_the_schema_is_a_422_naming_it_and_writes_noth
 async def test_a_body_over_the_size_limit_is_a_413(
     client: httpx.AsyncClient, officer: dict[str, str], settings: Settings
 ) -> None:
-    response = await client.post("/cases", content=b"{" + b" " * settings.max_body_bytes + b"}",
-                                 headers={**officer, "content-type": "application/json"})
+    response = await client.post(
+        "/cases",
+        content=b"{" + b" " * settings.max_body_bytes + b"}",
+        headers={**officer, "content-type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.headers["content-type"].startswith(PROBLEM)
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-token"])
-async def test_a_missing_or_invalid_token_is_a_401_saying_why(
-    client: httpx.AsyncClient, header: str
-) -> None:
+async def test_a_missing_or_invalid_token_is_a_401_saying_why(client: httpx.AsyncClient, header: str) -> None:
     response = await client.get("/cases", headers={"Authorization": header} if header else {})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"

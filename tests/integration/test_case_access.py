@@ -12,41 +12,49 @@ from tests.conftest import World
 PURPOSE = "supervision review"
 
 
-@pytest.mark.parametrize(("caller", "case", "status"), [
-    ("off1", "cc_o1", 200),       # own caseload
-    ("off1", "smi_o1", 200),      # a colleague's case in the same office: readable
-    ("off1c", "cc_o1", 200),      # an officer in a community reads their office's cases
-    ("off1", "drug_o2", 403),     # another office of the same district
-    ("off1", "cc_o3", 403),       # another district
-    ("sup_d1", "drug_o2", 200),   # a supervisor reads their subtree
-    ("sup_d1", "cc_o3", 403),
-    ("sup_city", "cc_o3", 200),
-    ("health_d1", "smi_o1", 200),
-    ("health_d1", "cc_o1", 403),  # health workers: severe mental illness only
-    ("police_d1", "cc_o1", 200),  # shared with police
-    ("police_d1", "drug_o2", 403),
-    ("admin", "cc_o1", 403),      # admins and auditors read no case data
-    ("auditor", "cc_o1", 403),
-])
+@pytest.mark.parametrize(
+    ("caller", "case", "status"),
+    [
+        ("off1", "cc_o1", 200),  # own caseload
+        ("off1", "smi_o1", 200),  # a colleague's case in the same office: readable
+        ("off1c", "cc_o1", 200),  # an officer in a community reads their office's cases
+        ("off1", "drug_o2", 403),  # another office of the same district
+        ("off1", "cc_o3", 403),  # another district
+        ("sup_d1", "drug_o2", 200),  # a supervisor reads their subtree
+        ("sup_d1", "cc_o3", 403),
+        ("sup_city", "cc_o3", 200),
+        ("health_d1", "smi_o1", 200),
+        ("health_d1", "cc_o1", 403),  # health workers: severe mental illness only
+        ("police_d1", "cc_o1", 200),  # shared with police
+        ("police_d1", "drug_o2", 403),
+        ("admin", "cc_o1", 403),  # admins and auditors read no case data
+        ("auditor", "cc_o1", 403),
+    ],
+)
 async def test_who_may_read_which_case(
     client: httpx.AsyncClient, world: World, login_as: Any, caller: str, case: str, status: int
 ) -> None:
-    response = await client.get(f"/cases/{world.cases[case]}",
-                                headers=await login_as(caller, purpose=PURPOSE))
+    response = await client.get(
+        f"/cases/{world.cases[case]}", headers=await login_as(caller, purpose=PURPOSE)
+    )
     assert response.status_code == status, response.text
 
 
-@pytest.mark.parametrize(("caller", "case", "status"), [
-    ("off1", "cc_o1", 200),       # own caseload
-    ("off1", "smi_o1", 403),      # a colleague's: read-only
-    ("sup_d1", "smi_o1", 200),
-    ("sup_d2", "smi_o1", 403),
-])
+@pytest.mark.parametrize(
+    ("caller", "case", "status"),
+    [
+        ("off1", "cc_o1", 200),  # own caseload
+        ("off1", "smi_o1", 403),  # a colleague's: read-only
+        ("sup_d1", "smi_o1", 200),
+        ("sup_d2", "smi_o1", 403),
+    ],
+)
 async def test_officers_write_only_their_own_caseload(
     client: httpx.AsyncClient, world: World, login_as: Any, caller: str, case: str, status: int
 ) -> None:
-    response = await client.patch(f"/cases/{world.cases[case]}", json={"shared_with_police": True},
-                                  headers=await login_as(caller))
+    response = await client.patch(
+        f"/cases/{world.cases[case]}", json={"shared_with_police": True}, headers=await login_as(caller)
+    )
     assert response.status_code == status, response.text
 
 
@@ -89,30 +97,50 @@ async def test_a_supervisor_reassigns_a_case_only_to_an_officer_inside_their_sco
     client: httpx.AsyncClient, world: World, login_as: Any
 ) -> None:
     case = world.cases["cc_o1"]
-    moved = await client.patch(f"/cases/{case}", headers=await login_as("sup_d1"),
-                               json={"officer_id": world.accounts["off2"].id})
+    moved = await client.patch(
+        f"/cases/{case}", headers=await login_as("sup_d1"), json={"officer_id": world.accounts["off2"].id}
+    )
     assert moved.status_code == 200 and moved.json()["officer_id"] == world.accounts["off2"].id
-    outside = await client.patch(f"/cases/{case}", headers=await login_as("sup_d1"),
-                                 json={"officer_id": world.accounts["off3"].id})
+    outside = await client.patch(
+        f"/cases/{case}", headers=await login_as("sup_d1"), json={"officer_id": world.accounts["off3"].id}
+    )
     assert outside.status_code == 422 and outside.json()["errors"][0]["field"] == "officer_id"
-    by_officer = await client.patch(f"/cases/{case}", headers=await login_as("off2"),
-                                    json={"officer_id": world.accounts["off1"].id})
+    by_officer = await client.patch(
+        f"/cases/{case}", headers=await login_as("off2"), json={"officer_id": world.accounts["off1"].id}
+    )
     assert by_officer.status_code == 403
 
 
 async def test_an_officer_opens_cases_on_their_own_caseload_inside_their_office(
     client: httpx.AsyncClient, world: World, login_as: Any
 ) -> None:
-    person = {"full_name": "New Person", "sex": "male", "birth_date": "1991-02-03",
-              "id_number": "11010519910203123X"}
-    created = await client.post("/cases", headers=await login_as("off1"), json={
-        "person": person, "program": "released_prisoner", "org_unit_id": world.units["c1"].id})
+    person = {
+        "full_name": "New Person",
+        "sex": "male",
+        "birth_date": "1991-02-03",
+        "id_number": "11010519910203123X",
+    }
+    created = await client.post(
+        "/cases",
+        headers=await login_as("off1"),
+        json={"person": person, "program": "released_prisoner", "org_unit_id": world.units["c1"].id},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["officer_id"] == world.accounts["off1"].id
-    duplicate = await client.post("/cases", headers=await login_as("off1"), json={
-        "person": person, "program": "drug_rehab", "org_unit_id": world.units["c1"].id})
+    duplicate = await client.post(
+        "/cases",
+        headers=await login_as("off1"),
+        json={"person": person, "program": "drug_rehab", "org_unit_id": world.units["c1"].id},
+    )
     assert duplicate.status_code == 409
-    for_colleague = await client.post("/cases", headers=await login_as("off1"), json={
-        "person": {**person, "id_number": None}, "program": "drug_rehab",
-        "org_unit_id": world.units["o1"].id, "officer_id": world.accounts["off1c"].id})
+    for_colleague = await client.post(
+        "/cases",
+        headers=await login_as("off1"),
+        json={
+            "person": {**person, "id_number": None},
+            "program": "drug_rehab",
+            "org_unit_id": world.units["o1"].id,
+            "officer_id": world.accounts["off1c"].id,
+        },
+    )
     assert for_colleague.status_code == 403

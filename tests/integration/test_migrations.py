@@ -8,7 +8,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from casemgr.migrate import MigrationError, apply_migrations, default_migrations_dir, load_migrations
+from casemgr.migrate import (
+    MigrationError,
+    apply_migrations,
+    default_migrations_dir,
+    load_migrations,
+)
 from tests.conftest import create_empty_database, drop_database
 
 
@@ -27,22 +32,20 @@ async def test_all_migrations_apply_to_an_empty_database_and_a_second_run_applie
     assert await apply_migrations(empty_database) == []
     conn = await asyncpg.connect(empty_database)
     try:
-        recorded = [r["name"] for r in await conn.fetch(
-            "SELECT name FROM schema_migrations ORDER BY version")]
+        recorded = [
+            r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY version")
+        ]
     finally:
         await conn.close()
     assert recorded == names
 
 
 async def test_two_runners_at_once_apply_each_file_once(empty_database: str) -> None:
-    first, second = await asyncio.gather(apply_migrations(empty_database),
-                                         apply_migrations(empty_database))
+    first, second = await asyncio.gather(apply_migrations(empty_database), apply_migrations(empty_database))
     assert sorted(first + second) == sorted(m.name for m in load_migrations(default_migrations_dir()))
 
 
-async def test_a_failing_file_leaves_no_trace_and_stops_the_run(
-    empty_database: str, tmp_path: Path
-) -> None:
+async def test_a_failing_file_leaves_no_trace_and_stops_the_run(empty_database: str, tmp_path: Path) -> None:
     (tmp_path / "0001_good.sql").write_text("CREATE TABLE good (id int);")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE half (id int); SELECT * FROM missing;")
     with pytest.raises(asyncpg.UndefinedTableError):

@@ -19,20 +19,24 @@ async def test_liveness_and_readiness_answer_when_all_is_well(client: httpx.Asyn
     assert ready.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
 
 
-async def _ready_with(settings: Settings, resources: Resources, *, pool: asyncpg.Pool | None = None,
-                      redis: Redis | None = None) -> httpx.Response:
-    broken = Resources(settings=settings, clock=resources.clock, pool=pool or resources.pool,
-                       redis=redis or resources.redis, sessions=resources.sessions,
-                       passwords=resources.passwords, keyring=resources.keyring)
+async def _ready_with(
+    settings: Settings, resources: Resources, *, pool: asyncpg.Pool | None = None, redis: Redis | None = None
+) -> httpx.Response:
+    broken = Resources(
+        settings=settings,
+        clock=resources.clock,
+        pool=pool or resources.pool,
+        redis=redis or resources.redis,
+        sessions=resources.sessions,
+        passwords=resources.passwords,
+        keyring=resources.keyring,
+    )
     app = create_app(settings, resources=broken)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         return await client.get("/health/ready")
 
 
-async def test_readiness_fails_while_redis_is_unreachable(
-    settings: Settings, resources: Resources
-) -> None:
+async def test_readiness_fails_while_redis_is_unreachable(settings: Settings, resources: Resources) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     try:
         response = await _ready_with(settings, resources, redis=dead)

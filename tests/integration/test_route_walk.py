@@ -23,14 +23,22 @@ from tests.conftest import PASSWORD, World, audit_rows
 # A caller in district d1 reaching for objects in district d2 (or the city above it).
 # role -> world account of that role inside d1
 CALLER_IN_D1 = {
-    Role.ADMIN: "admin_d1", Role.AUDITOR: "auditor_d1", Role.SUPERVISOR: "sup_d1",
-    Role.OFFICER: "off1", Role.HEALTH_WORKER: "health_d1", Role.POLICE_LIAISON: "police_d1",
+    Role.ADMIN: "admin_d1",
+    Role.AUDITOR: "auditor_d1",
+    Role.SUPERVISOR: "sup_d1",
+    Role.OFFICER: "off1",
+    Role.HEALTH_WORKER: "health_d1",
+    Role.POLICE_LIAISON: "police_d1",
 }
 # Routes open to every role that act only on the caller's own session or account, or list
 # only what lies inside the caller's own scope: no wrong role or scope exists for them.
 SELF_SERVICE = {
-    ("POST", "/auth/totp/enrol"), ("POST", "/auth/totp/verify"), ("POST", "/auth/logout"),
-    ("GET", "/auth/me"), ("POST", "/auth/password"), ("GET", "/org-units"),
+    ("POST", "/auth/totp/enrol"),
+    ("POST", "/auth/totp/verify"),
+    ("POST", "/auth/logout"),
+    ("GET", "/auth/me"),
+    ("POST", "/auth/password"),
+    ("GET", "/org-units"),
 }
 
 
@@ -47,8 +55,11 @@ def routes(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
 
 def out_of_scope_path(path: str, world: World) -> str:
     """Fill the path's ids with objects that lie in district d2, outside a d1 caller's scope."""
-    targets = {"case_id": world.cases["cc_o3"], "account_id": world.accounts["off3"].id,
-               "unit_id": world.units["d2"].id}
+    targets = {
+        "case_id": world.cases["cc_o3"],
+        "account_id": world.accounts["off3"].id,
+        "unit_id": world.units["d2"].id,
+    }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
 
@@ -57,13 +68,20 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/org-units"): {"parent_id": d2, "kind": "office", "name": "x", "code": "zz-x"},
         ("PATCH", "/org-units/{unit_id}"): {"name": "renamed"},
-        ("POST", "/accounts"): {"username": "intruder.x", "display_name": "x", "role": "officer",
-                                "org_unit_id": o3, "password": PASSWORD},
+        ("POST", "/accounts"): {
+            "username": "intruder.x",
+            "display_name": "x",
+            "role": "officer",
+            "org_unit_id": o3,
+            "password": PASSWORD,
+        },
         ("PATCH", "/accounts/{account_id}"): {"display_name": "renamed"},
         ("POST", "/accounts/{account_id}/password"): {"new_password": PASSWORD + "!"},
-        ("POST", "/cases"): {"person": {"full_name": "x", "sex": "male",
-                                        "birth_date": "1990-01-01"},
-                             "program": "drug_rehab", "org_unit_id": o3},
+        ("POST", "/cases"): {
+            "person": {"full_name": "x", "sex": "male", "birth_date": "1990-01-01"},
+            "program": "drug_rehab",
+            "org_unit_id": o3,
+        },
         ("PATCH", "/cases/{case_id}"): {"shared_with_police": True},
     }
     return bodies.get((method, path))
@@ -97,7 +115,10 @@ async def test_every_route_refuses_an_unauthenticated_caller_and_audits_it(
 
 
 async def test_every_route_refuses_a_caller_of_the_wrong_role_and_audits_it(
-    app: Litestar, client: httpx.AsyncClient, owner: asyncpg.Connection, world: World,
+    app: Litestar,
+    client: httpx.AsyncClient,
+    owner: asyncpg.Connection,
+    world: World,
     login_as: Any,
 ) -> None:
     walked = 0
@@ -112,16 +133,17 @@ async def test_every_route_refuses_a_caller_of_the_wrong_role_and_audits_it(
             continue
         for role in wrong_roles:
             headers = await login_as(CALLER_IN_D1[role], purpose="route walk")
-            response = await client.request(method, out_of_scope_path(path, world),
-                                            headers=headers)
-            await assert_denied_and_audited(owner, response, 403, opt["action"],
-                                            "role_not_allowed")
+            response = await client.request(method, out_of_scope_path(path, world), headers=headers)
+            await assert_denied_and_audited(owner, response, 403, opt["action"], "role_not_allowed")
             walked += 1
     assert walked >= 40
 
 
 async def test_every_object_route_refuses_a_caller_outside_its_scope_and_audits_it(
-    app: Litestar, client: httpx.AsyncClient, owner: asyncpg.Connection, world: World,
+    app: Litestar,
+    client: httpx.AsyncClient,
+    owner: asyncpg.Connection,
+    world: World,
     login_as: Any,
 ) -> None:
     walked = 0
@@ -134,15 +156,19 @@ async def test_every_object_route_refuses_a_caller_outside_its_scope_and_audits_
             continue
         for role in sorted(opt["roles"]):
             headers = await login_as(CALLER_IN_D1[role], purpose="route walk")
-            response = await client.request(method, out_of_scope_path(path, world),
-                                            headers=headers, json=body)
+            response = await client.request(
+                method, out_of_scope_path(path, world), headers=headers, json=body
+            )
             await assert_denied_and_audited(owner, response, 403, opt["action"], "out_of_scope")
             walked += 1
     assert walked >= 15
 
 
 async def test_a_route_that_declares_no_roles_is_closed_to_everyone(
-    settings: Settings, resources: Resources, owner: asyncpg.Connection, world: World,
+    settings: Settings,
+    resources: Resources,
+    owner: asyncpg.Connection,
+    world: World,
     login_as: Any,
 ) -> None:
     from litestar import get
@@ -157,5 +183,4 @@ async def test_a_route_that_declares_no_roles_is_closed_to_everyone(
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         for name in ("admin", "sup_city", "off1"):
             response = await client.get("/undeclared", headers=await login_as(name))
-            await assert_denied_and_audited(owner, response, 403, "test.undeclared",
-                                            "route_closed")
+            await assert_denied_and_audited(owner, response, 403, "test.undeclared", "route_closed")

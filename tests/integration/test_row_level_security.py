@@ -63,14 +63,16 @@ async def test_another_districts_scope_sees_no_rows_even_when_the_application_ch
         await app_conn.execute(SET_SCOPE, str(sup_d2.id), "supervisor", world.units["d2"].path)
         # Straight SQL, and the repository functions the services use, without the services.
         assert await app_conn.fetch("SELECT * FROM cases WHERE id = $1", case_in_d1) == []
-        assert await app_conn.fetch("SELECT * FROM persons WHERE id = $1",
-                                    world.persons["cc_o1"]) == []
-        assert await app_conn.fetch("SELECT * FROM accounts WHERE id = $1",
-                                    world.accounts["off1"].id) == []
+        assert await app_conn.fetch("SELECT * FROM persons WHERE id = $1", world.persons["cc_o1"]) == []
+        assert await app_conn.fetch("SELECT * FROM accounts WHERE id = $1", world.accounts["off1"].id) == []
         assert await cases_repository.get(app_conn, case_in_d1) is None
         # Even a list asked for district d1's subtree returns nothing from district d1.
         listed = await cases_repository.list_under(
-            app_conn, path=world.units["d1"].path, program=None, officer_id=None, after=None,
+            app_conn,
+            path=world.units["d1"].path,
+            program=None,
+            officer_id=None,
+            after=None,
             limit=100,
         )
         assert listed == []
@@ -93,15 +95,13 @@ async def test_an_officer_cannot_update_a_colleagues_case_through_sql(
     async with app_conn.transaction():
         await app_conn.execute(SET_SCOPE, str(off1.id), "officer", world.units["o1"].path)
         # Readable (the office's caseload) ...
-        assert await app_conn.fetchval("SELECT count(*) FROM cases WHERE id = $1",
-                                       colleague_case) == 1
+        assert await app_conn.fetchval("SELECT count(*) FROM cases WHERE id = $1", colleague_case) == 1
         # ... but not writable.
         result = await app_conn.execute(
             "UPDATE cases SET shared_with_police = true WHERE id = $1", colleague_case
         )
         assert result == "UPDATE 0"
-    assert not await owner.fetchval("SELECT shared_with_police FROM cases WHERE id = $1",
-                                    colleague_case)
+    assert not await owner.fetchval("SELECT shared_with_police FROM cases WHERE id = $1", colleague_case)
 
 
 async def test_health_workers_see_only_mental_illness_cases_and_police_only_shared_ones(
@@ -113,8 +113,7 @@ async def test_health_workers_see_only_mental_illness_cases_and_police_only_shar
         programs = {r["program"] for r in await app_conn.fetch("SELECT program::text FROM cases")}
         assert programs == {"severe_mental_illness"}
     async with app_conn.transaction():
-        await app_conn.execute(SET_SCOPE, str(world.accounts["police_d1"].id), "police_liaison",
-                               d1)
+        await app_conn.execute(SET_SCOPE, str(world.accounts["police_d1"].id), "police_liaison", d1)
         ids = [r["id"] for r in await app_conn.fetch("SELECT id FROM cases")]
         assert ids == [world.cases["cc_o1"]]
 
@@ -125,18 +124,20 @@ async def test_admins_and_auditors_read_no_case_data_even_at_the_top_of_the_tree
     for name in ("admin", "auditor"):
         account = world.accounts[name]
         async with app_conn.transaction():
-            await app_conn.execute(SET_SCOPE, str(account.id), account.role.value,
-                                   world.units["city"].path)
+            await app_conn.execute(SET_SCOPE, str(account.id), account.role.value, world.units["city"].path)
             assert await app_conn.fetchval("SELECT count(*) FROM cases") == 0
             assert await app_conn.fetchval("SELECT count(*) FROM persons") == 0
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_log SET purpose = 'rewritten'",
-    "DELETE FROM audit_log",
-    "TRUNCATE audit_log",
-    "UPDATE audit_head SET last_id = 0",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET purpose = 'rewritten'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "UPDATE audit_head SET last_id = 0",
+    ],
+)
 async def test_the_application_role_cannot_rewrite_the_audit_trail(
     app_conn: asyncpg.Connection, statement: str
 ) -> None:

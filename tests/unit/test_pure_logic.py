@@ -17,8 +17,11 @@ from casemgr.crypto import Keyring, SealError
 from casemgr.web.problems import _field_name
 
 KEY = "k1:" + base64.b64encode(bytes(range(32))).decode()
-BASE_ENV = {"DATABASE_URL": "postgresql://owner@db:5432/casemgr", "REDIS_URL": "redis://r",
-            "CASEMGR_DATA_KEYS": KEY}
+BASE_ENV = {
+    "DATABASE_URL": "postgresql://owner@db:5432/casemgr",
+    "REDIS_URL": "redis://r",
+    "CASEMGR_DATA_KEYS": KEY,
+}
 
 
 class TestSettings:
@@ -34,17 +37,24 @@ class TestSettings:
         demo = load_settings({**BASE_ENV, "CASEMGR_MFA_REQUIRED": "false", "CASEMGR_ENV": "demo"})
         assert not demo.mfa_required
 
-    @pytest.mark.parametrize(("name", "value"), [
-        ("DATABASE_URL", ""), ("CASEMGR_DATA_KEYS", "k1:short"), ("CASEMGR_PORT", "eighty"),
-        ("CASEMGR_ENV", "staging"), ("CASEMGR_SESSION_IDLE_SECONDS", "0"),
-    ])
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("DATABASE_URL", ""),
+            ("CASEMGR_DATA_KEYS", "k1:short"),
+            ("CASEMGR_PORT", "eighty"),
+            ("CASEMGR_ENV", "staging"),
+            ("CASEMGR_SESSION_IDLE_SECONDS", "0"),
+        ],
+    )
     def test_a_bad_setting_is_refused_with_its_name(self, name: str, value: str) -> None:
         with pytest.raises(ConfigError, match=name.split("_")[-1] if value else name):
             load_settings({**BASE_ENV, name: value})
 
     def test_ipv6_hosts_survive_the_user_swap(self) -> None:
-        assert app_url_from_owner_url("postgresql://o@[::1]:5432/d") == \
-            "postgresql://casemgr_app@[::1]:5432/d"
+        assert (
+            app_url_from_owner_url("postgresql://o@[::1]:5432/d") == "postgresql://casemgr_app@[::1]:5432/d"
+        )
 
 
 class TestSealing:
@@ -100,23 +110,33 @@ class TestIdNumber:
 
 
 class TestScope:
-    principal = Principal(account_id=1, role=Role.SUPERVISOR, org_unit_id=1, scope="n1.n2",
-                          session_id="s", mfa=MfaState.PASSED)
+    principal = Principal(
+        account_id=1, role=Role.SUPERVISOR, org_unit_id=1, scope="n1.n2", session_id="s", mfa=MfaState.PASSED
+    )
 
-    @pytest.mark.parametrize(("path", "inside"), [
-        ("n1.n2", True), ("n1.n2.n7", True), ("n1.n20", False), ("n1", False), ("n3.n1.n2", False),
-    ])
+    @pytest.mark.parametrize(
+        ("path", "inside"),
+        [
+            ("n1.n2", True),
+            ("n1.n2.n7", True),
+            ("n1.n20", False),
+            ("n1", False),
+            ("n3.n1.n2", False),
+        ],
+    )
     def test_a_scope_holds_its_own_subtree_and_nothing_else(self, path: str, inside: bool) -> None:
         assert self.principal.sees(path) is inside
 
 
-@pytest.mark.parametrize(("key", "message", "field"), [
-    ("person", "Object contains unknown field `nickname`", "person.nickname"),
-    (None, "Object contains unknown field `zzz`", "zzz"),
-    ("data", "Object missing required field `program`", "program"),
-    ("person.birth_date", "Invalid RFC3339 encoded date", "person.birth_date"),
-    (None, "Expected `object`, got `array`", "body"),
-])
-def test_validation_problems_name_the_dotted_field(key: str | None, message: str,
-                                                   field: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "message", "field"),
+    [
+        ("person", "Object contains unknown field `nickname`", "person.nickname"),
+        (None, "Object contains unknown field `zzz`", "zzz"),
+        ("data", "Object missing required field `program`", "program"),
+        ("person.birth_date", "Invalid RFC3339 encoded date", "person.birth_date"),
+        (None, "Expected `object`, got `array`", "body"),
+    ],
+)
+def test_validation_problems_name_the_dotted_field(key: str | None, message: str, field: str) -> None:
     assert _field_name(key, message) == field

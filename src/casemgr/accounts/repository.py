@@ -40,7 +40,9 @@ UPDATE accounts AS a
  WHERE a.id = $1
 RETURNING {_COLUMNS}
 """
-_UNLOCK = f"UPDATE accounts AS a SET locked_at = NULL, updated_at = now() WHERE a.id = $1 RETURNING {_COLUMNS}"
+_UNLOCK = f"""
+UPDATE accounts AS a SET locked_at = NULL, updated_at = now() WHERE a.id = $1 RETURNING {_COLUMNS}
+"""
 _CLEAR_FAILURES = "SELECT auth_record_success($1)"
 _SET_PASSWORD = "UPDATE accounts SET password_hash = $2, updated_at = now() WHERE id = $1"
 _RESET_TOTP = """
@@ -65,27 +67,42 @@ async def get(conn: asyncpg.Connection, account_id: int) -> Account | None:
     return None if record is None else _account(record)
 
 
-async def list_under(conn: asyncpg.Connection, *, path: str, role: Role | None,
-                     after: int | None, limit: int) -> list[Account]:
+async def list_under(
+    conn: asyncpg.Connection, *, path: str, role: Role | None, after: int | None, limit: int
+) -> list[Account]:
     records = await conn.fetch(_LIST, path, role.value if role else None, after, limit)
     return [_account(r) for r in records]
 
 
-async def insert(conn: asyncpg.Connection, *, username: str, display_name: str, role: Role,
-                 org_unit_id: int, password_hash: str) -> Account:
+async def insert(
+    conn: asyncpg.Connection,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    org_unit_id: int,
+    password_hash: str,
+) -> Account:
     try:
-        record = await conn.fetchrow(_INSERT, username, display_name, role.value, org_unit_id,
-                                     password_hash)
+        record = await conn.fetchrow(_INSERT, username, display_name, role.value, org_unit_id, password_hash)
     except asyncpg.UniqueViolationError as e:
         raise Conflict(f"the username {username!r} is taken") from e
     assert record is not None
     return _account(record)
 
 
-async def update(conn: asyncpg.Connection, account_id: int, *, display_name: str | None,
-                 role: Role | None, org_unit_id: int | None, disabled: bool | None) -> Account:
-    record = await conn.fetchrow(_UPDATE, account_id, display_name,
-                                 role.value if role else None, org_unit_id, disabled)
+async def update(
+    conn: asyncpg.Connection,
+    account_id: int,
+    *,
+    display_name: str | None,
+    role: Role | None,
+    org_unit_id: int | None,
+    disabled: bool | None,
+) -> Account:
+    record = await conn.fetchrow(
+        _UPDATE, account_id, display_name, role.value if role else None, org_unit_id, disabled
+    )
     assert record is not None
     return _account(record)
 

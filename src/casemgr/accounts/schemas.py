@@ -9,8 +9,9 @@ import msgspec
 
 from casemgr.auth.principal import Role
 
-Username = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$",
-                                       description="lower-case letters, digits, . _ -")]
+Username = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$", description="lower-case letters, digits, . _ -")
+]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 

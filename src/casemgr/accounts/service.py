@@ -17,7 +17,6 @@ from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, NotFound, ValidationFailed
 from casemgr.orgunits import repository as org_units
 
-
 T = TypeVar("T")
 
 
@@ -31,12 +30,20 @@ async def _locate(conn: asyncpg.Connection, ctx: RequestContext, account_id: int
     if path is None:
         raise NotFound(f"account {account_id} does not exist")
     if not ctx.caller.sees(path):
-        raise Forbidden("the account lies outside your scope", reason="out_of_scope",
-                        object_type="account", object_id=account_id)
+        raise Forbidden(
+            "the account lies outside your scope",
+            reason="out_of_scope",
+            object_type="account",
+            object_id=account_id,
+        )
     account = await repository.get(conn, account_id)
     if account is None:  # the policies disagree with the check above: deny, never leak
-        raise Forbidden("the account lies outside your scope", reason="out_of_scope_rls",
-                        object_type="account", object_id=account_id)
+        raise Forbidden(
+            "the account lies outside your scope",
+            reason="out_of_scope_rls",
+            object_type="account",
+            object_id=account_id,
+        )
     return account
 
 
@@ -45,8 +52,12 @@ async def _unit_in_scope(conn: asyncpg.Connection, ctx: RequestContext, unit_id:
     if unit is None:
         raise ValidationFailed(f"org unit {unit_id} does not exist", field="org_unit_id")
     if not ctx.caller.sees(unit.path):
-        raise Forbidden("the org unit lies outside your scope", reason="out_of_scope",
-                        object_type="org_unit", object_id=unit_id)
+        raise Forbidden(
+            "the org unit lies outside your scope",
+            reason="out_of_scope",
+            object_type="org_unit",
+            object_id=unit_id,
+        )
 
 
 async def get(conn: asyncpg.Connection, ctx: RequestContext, account_id: int) -> Account:
@@ -55,16 +66,27 @@ async def get(conn: asyncpg.Connection, ctx: RequestContext, account_id: int) ->
     return account
 
 
-async def list_accounts(conn: asyncpg.Connection, ctx: RequestContext, *, role: Role | None,
-                        org_unit_id: int | None, after: int | None, limit: int) -> AccountPage:
+async def list_accounts(
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    *,
+    role: Role | None,
+    org_unit_id: int | None,
+    after: int | None,
+    limit: int,
+) -> AccountPage:
     path = ctx.caller.scope
     if org_unit_id is not None:
         unit = await org_units.get(conn, org_unit_id)
         if unit is None:
             raise ValidationFailed(f"org unit {org_unit_id} does not exist", field="org_unit_id")
         if not ctx.caller.sees(unit.path):
-            raise Forbidden("the org unit lies outside your scope", reason="out_of_scope",
-                            object_type="org_unit", object_id=org_unit_id)
+            raise Forbidden(
+                "the org unit lies outside your scope",
+                reason="out_of_scope",
+                object_type="org_unit",
+                object_id=org_unit_id,
+            )
         path = unit.path
     items = await repository.list_under(conn, path=path, role=role, after=after, limit=limit + 1)
     await audit.record(conn, ctx, "account.list", object_type="account")
@@ -73,33 +95,52 @@ async def list_accounts(conn: asyncpg.Connection, ctx: RequestContext, *, role: 
     return AccountPage(items=items, next_after=items[-1].id if more else None)
 
 
-async def create(conn: asyncpg.Connection, ctx: RequestContext, passwords: Passwords,
-                 data: AccountCreate) -> Account:
+async def create(
+    conn: asyncpg.Connection, ctx: RequestContext, passwords: Passwords, data: AccountCreate
+) -> Account:
     passwords.check_policy(data.password)
     await _unit_in_scope(conn, ctx, data.org_unit_id)
     account = await repository.insert(
-        conn, username=data.username, display_name=data.display_name, role=data.role,
-        org_unit_id=data.org_unit_id, password_hash=await passwords.hash(data.password),
+        conn,
+        username=data.username,
+        display_name=data.display_name,
+        role=data.role,
+        org_unit_id=data.org_unit_id,
+        password_hash=await passwords.hash(data.password),
     )
     await audit.record(conn, ctx, "account.create", object_type="account", object_id=account.id)
     return account
 
 
-async def update(conn: asyncpg.Connection, ctx: RequestContext, account_id: int,
-                 data: AccountUpdate) -> tuple[Account, bool]:
+async def update(
+    conn: asyncpg.Connection, ctx: RequestContext, account_id: int, data: AccountUpdate
+) -> tuple[Account, bool]:
     """Returns the account and whether its sessions must end (role, unit or standing changed)."""
     current = await _locate(conn, ctx, account_id)
     role, unit_id, disabled = _value(data.role), _value(data.org_unit_id), _value(data.disabled)
     if account_id == ctx.caller.account_id and (role or unit_id or disabled is not None):
-        raise Forbidden("you cannot change your own role, unit or standing",
-                        reason="self_change", object_type="account", object_id=account_id)
+        raise Forbidden(
+            "you cannot change your own role, unit or standing",
+            reason="self_change",
+            object_type="account",
+            object_id=account_id,
+        )
     if unit_id is not None:
         await _unit_in_scope(conn, ctx, unit_id)
-    account = await repository.update(conn, account_id, display_name=_value(data.display_name),
-                                      role=role, org_unit_id=unit_id, disabled=disabled)
+    account = await repository.update(
+        conn,
+        account_id,
+        display_name=_value(data.display_name),
+        role=role,
+        org_unit_id=unit_id,
+        disabled=disabled,
+    )
     await audit.record(conn, ctx, "account.update", object_type="account", object_id=account_id)
-    changed = (account.role != current.role or account.org_unit_id != current.org_unit_id
-               or (account.disabled_at is not None) != (current.disabled_at is not None))
+    changed = (
+        account.role != current.role
+        or account.org_unit_id != current.org_unit_id
+        or (account.disabled_at is not None) != (current.disabled_at is not None)
+    )
     return account, changed
 
 
@@ -110,17 +151,16 @@ async def unlock(conn: asyncpg.Connection, ctx: RequestContext, account_id: int)
     return account
 
 
-async def reset_password(conn: asyncpg.Connection, ctx: RequestContext, passwords: Passwords,
-                         account_id: int, new_password: str) -> None:
+async def reset_password(
+    conn: asyncpg.Connection, ctx: RequestContext, passwords: Passwords, account_id: int, new_password: str
+) -> None:
     await _locate(conn, ctx, account_id)
     passwords.check_policy(new_password, "new_password")
     await repository.set_password(conn, account_id, await passwords.hash(new_password))
-    await audit.record(conn, ctx, "account.password_reset", object_type="account",
-                       object_id=account_id)
+    await audit.record(conn, ctx, "account.password_reset", object_type="account", object_id=account_id)
 
 
 async def reset_totp(conn: asyncpg.Connection, ctx: RequestContext, account_id: int) -> None:
     await _locate(conn, ctx, account_id)
     await repository.reset_totp(conn, account_id)
-    await audit.record(conn, ctx, "account.totp_reset", object_type="account",
-                       object_id=account_id)
+    await audit.record(conn, ctx, "account.totp_reset", object_type="account", object_id=account_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromQuery, QueryParameter
 
@@ -12,7 +12,7 @@ from casemgr.audit import repository, service
 from casemgr.audit.schemas import AuditEvent, AuditPage
 from casemgr.auth.principal import Role
 from casemgr.db import scoped_transaction
-from casemgr.web.access import Ctx, access, request_context, resources_of
+from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 
 
 class AuditController(Controller):
@@ -22,7 +22,9 @@ class AuditController(Controller):
 
     @get("/", opt=access("audit.read", (Role.AUDITOR,)))
     async def list_events(
-        self, request: Request, ctx: Ctx,
+        self,
+        request: AnyRequest,
+        ctx: Ctx,
         actor_id: FromQuery[int | None] = None,
         action: Annotated[str | None, QueryParameter(max_length=64)] = None,
         object_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
@@ -34,18 +36,36 @@ class AuditController(Controller):
         """Audit events, newest first. Reading the trail is itself recorded in it."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             rows = await repository.list_rows(
-                conn, before_id=before, actor_id=actor_id, action=action,
-                object_type=object_type, object_id=object_id, outcome=outcome, limit=limit + 1,
+                conn,
+                before_id=before,
+                actor_id=actor_id,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                outcome=outcome,
+                limit=limit + 1,
             )
             await service.record(conn, ctx, "audit.read", object_type="audit_log")
         more = len(rows) > limit
         rows = rows[:limit]
         return AuditPage(
-            items=[AuditEvent(
-                id=r.id, at=r.at, actor_id=r.actor_id, actor_role=r.actor_role,
-                actor_org_unit_id=r.actor_org_unit_id, action=r.action,
-                object_type=r.object_type, object_id=r.object_id, purpose=r.purpose,
-                outcome=r.outcome, reason=r.reason, request_id=r.request_id, hash=r.hash.hex(),
-            ) for r in rows],
+            items=[
+                AuditEvent(
+                    id=r.id,
+                    at=r.at,
+                    actor_id=r.actor_id,
+                    actor_role=r.actor_role,
+                    actor_org_unit_id=r.actor_org_unit_id,
+                    action=r.action,
+                    object_type=r.object_type,
+                    object_id=r.object_id,
+                    purpose=r.purpose,
+                    outcome=r.outcome,
+                    reason=r.reason,
+                    request_id=r.request_id,
+                    hash=r.hash.hex(),
+                )
+                for r in rows
+            ],
             next_before=rows[-1].id if more else None,
         )

@@ -71,20 +71,32 @@ def _row(record: asyncpg.Record) -> AuditRow:
 
 async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     await conn.execute(
-        _INSERT, entry.actor_id, entry.actor_role, entry.actor_org_unit_id, entry.action,
-        entry.object_type, entry.object_id, entry.purpose, entry.outcome, entry.reason,
+        _INSERT,
+        entry.actor_id,
+        entry.actor_role,
+        entry.actor_org_unit_id,
+        entry.action,
+        entry.object_type,
+        entry.object_id,
+        entry.purpose,
+        entry.outcome,
+        entry.reason,
         entry.request_id,
     )
 
 
 async def list_rows(
-    conn: asyncpg.Connection, *, before_id: int | None, actor_id: int | None,
-    action: str | None, object_type: str | None, object_id: str | None,
-    outcome: str | None, limit: int,
+    conn: asyncpg.Connection,
+    *,
+    before_id: int | None,
+    actor_id: int | None,
+    action: str | None,
+    object_type: str | None,
+    object_id: str | None,
+    outcome: str | None,
+    limit: int,
 ) -> list[AuditRow]:
-    records = await conn.fetch(
-        _LIST, before_id, actor_id, action, object_type, object_id, outcome, limit
-    )
+    records = await conn.fetch(_LIST, before_id, actor_id, action, object_type, object_id, outcome, limit)
     return [_row(r) for r in records]
 
 

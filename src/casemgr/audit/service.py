@@ -7,7 +7,7 @@ and failed logins whose transaction must commit although the request fails.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import asyncpg
 
@@ -20,8 +20,14 @@ Outcome = Literal["success", "denied", "failure"]
 
 
 def _entry(
-    ctx: RequestContext, action: str, *, outcome: Outcome, object_type: str | None,
-    object_id: object, reason: str | None, actor: Actor | None,
+    ctx: RequestContext,
+    action: str,
+    *,
+    outcome: Outcome,
+    object_type: str | None,
+    object_id: object,
+    reason: str | None,
+    actor: Actor | None,
 ) -> AuditEntry:
     who = actor or (ctx.principal.actor if ctx.principal else None)
     return AuditEntry(
@@ -39,20 +45,42 @@ def _entry(
 
 
 async def record(
-    conn: asyncpg.Connection, ctx: RequestContext, action: str, *,
-    outcome: Outcome = "success", object_type: str | None = None, object_id: object = None,
-    reason: str | None = None, actor: Actor | None = None,
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    action: str,
+    *,
+    outcome: Outcome = "success",
+    object_type: str | None = None,
+    object_id: object = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
 ) -> None:
-    await repository.insert(conn, _entry(
-        ctx, action, outcome=outcome, object_type=object_type, object_id=object_id,
-        reason=reason, actor=actor,
-    ))
+    await repository.insert(
+        conn,
+        _entry(
+            ctx,
+            action,
+            outcome=outcome,
+            object_type=object_type,
+            object_id=object_id,
+            reason=reason,
+            actor=actor,
+        ),
+    )
 
 
 async def record_in_own_transaction(
-    pool: asyncpg.Pool, ctx: RequestContext, action: str, *, outcome: Outcome,
-    object_type: str | None = None, object_id: object = None, reason: str | None = None,
+    pool: asyncpg.Pool,
+    ctx: RequestContext,
+    action: str,
+    *,
+    outcome: Outcome,
+    object_type: str | None = None,
+    object_id: object = None,
+    reason: str | None = None,
 ) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await record(conn, ctx, action, outcome=outcome, object_type=object_type,
-                     object_id=object_id, reason=reason)
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)
+        await record(
+            conn, ctx, action, outcome=outcome, object_type=object_type, object_id=object_id, reason=reason
+        )

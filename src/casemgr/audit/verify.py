@@ -43,8 +43,18 @@ def _field(value: object) -> str:
 def canonical(row: AuditRow) -> bytes:
     at = row.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     fields = (
-        row.id, at, row.actor_id, row.actor_role, row.actor_org_unit_id, row.action,
-        row.object_type, row.object_id, row.purpose, row.outcome, row.reason, row.request_id,
+        row.id,
+        at,
+        row.actor_id,
+        row.actor_role,
+        row.actor_org_unit_id,
+        row.action,
+        row.object_type,
+        row.object_id,
+        row.purpose,
+        row.outcome,
+        row.reason,
+        row.request_id,
     )
     return "".join(_field(f) for f in fields).encode()
 
@@ -65,14 +75,26 @@ async def verify_chain(conn: asyncpg.Connection) -> ChainReport:
         page = await repository.chain_page(conn, expected_id - 1, _PAGE)
         for row in page:
             if row.id != expected_id:
-                return ChainReport(ok=False, rows_checked=checked, first_broken_id=expected_id,
-                                   problem=f"row {expected_id} is missing")
+                return ChainReport(
+                    ok=False,
+                    rows_checked=checked,
+                    first_broken_id=expected_id,
+                    problem=f"row {expected_id} is missing",
+                )
             if row.prev_hash != prev:
-                return ChainReport(ok=False, rows_checked=checked, first_broken_id=row.id,
-                                   problem="prev_hash does not match the previous row's hash")
+                return ChainReport(
+                    ok=False,
+                    rows_checked=checked,
+                    first_broken_id=row.id,
+                    problem="prev_hash does not match the previous row's hash",
+                )
             if row_hash(prev, row) != row.hash:
-                return ChainReport(ok=False, rows_checked=checked, first_broken_id=row.id,
-                                   problem="row content does not match its hash")
+                return ChainReport(
+                    ok=False,
+                    rows_checked=checked,
+                    first_broken_id=row.id,
+                    problem="row content does not match its hash",
+                )
             prev = row.hash
             expected_id += 1
             checked += 1
@@ -80,10 +102,17 @@ async def verify_chain(conn: asyncpg.Connection) -> ChainReport:
             break
     last_id, last_hash = await repository.head(conn)
     if last_id != checked:
-        return ChainReport(ok=False, rows_checked=checked, first_broken_id=checked + 1,
-                           problem=f"the chain head records {last_id} rows; rows after "
-                                   f"{checked} are missing")
+        return ChainReport(
+            ok=False,
+            rows_checked=checked,
+            first_broken_id=checked + 1,
+            problem=f"the chain head records {last_id} rows; rows after {checked} are missing",
+        )
     if last_hash != prev:
-        return ChainReport(ok=False, rows_checked=checked, first_broken_id=checked,
-                           problem="the last row does not match the hash the chain head recorded")
+        return ChainReport(
+            ok=False,
+            rows_checked=checked,
+            first_broken_id=checked,
+            problem="the last row does not match the hash the chain head recorded",
+        )
     return ChainReport(ok=True, rows_checked=checked, head_hash=prev.hex())

@@ -15,9 +15,7 @@ MAX_LENGTH = 256
 
 class Passwords:
     def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
-        self._hasher = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
-        )
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         # Verified against when the username is unknown, so that an unknown name costs
         # as much time as a wrong password and does not reveal which names exist.
         self._decoy = self._hasher.hash("decoy password that never matches")

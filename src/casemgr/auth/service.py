@@ -55,8 +55,11 @@ async def _scope_for(conn: asyncpg.Connection, role: Role, unit_path: str) -> st
 
 
 async def authenticate(
-    conn: asyncpg.Connection, resources: Resources, ctx: RequestContext,
-    username: str, password: str,
+    conn: asyncpg.Connection,
+    resources: Resources,
+    ctx: RequestContext,
+    username: str,
+    password: str,
 ) -> Granted | Refused:
     settings = resources.settings
     creds = await repository.find_credentials(conn, username.strip().lower())
@@ -67,24 +70,51 @@ async def authenticate(
         return _refuse(Unauthenticated(_BAD_CREDENTIALS, reason="unknown_username"))
     actor = Actor(account_id=creds.id, role=creds.role, org_unit_id=creds.org_unit_id)
     if creds.disabled_at is not None:
-        await audit.record(conn, ctx, "auth.login", outcome="failure", reason="account_disabled",
-                           object_type="account", object_id=creds.id, actor=actor)
+        await audit.record(
+            conn,
+            ctx,
+            "auth.login",
+            outcome="failure",
+            reason="account_disabled",
+            object_type="account",
+            object_id=creds.id,
+            actor=actor,
+        )
         return _refuse(Unauthenticated(_BAD_CREDENTIALS, reason="account_disabled"))
     if not password_ok:
         locked = await repository.record_failure(
-            conn, creds.id, window=timedelta(seconds=settings.login_failure_window_seconds),
+            conn,
+            creds.id,
+            window=timedelta(seconds=settings.login_failure_window_seconds),
             max_failures=settings.login_max_failures,
         )
-        await audit.record(conn, ctx, "auth.login", outcome="failure",
-                           reason="wrong_password_locked" if locked else "wrong_password",
-                           object_type="account", object_id=creds.id, actor=actor)
+        await audit.record(
+            conn,
+            ctx,
+            "auth.login",
+            outcome="failure",
+            reason="wrong_password_locked" if locked else "wrong_password",
+            object_type="account",
+            object_id=creds.id,
+            actor=actor,
+        )
         return _refuse(Unauthenticated(_BAD_CREDENTIALS, reason="wrong_password"))
     if creds.locked_at is not None:
-        await audit.record(conn, ctx, "auth.login", outcome="failure", reason="account_locked",
-                           object_type="account", object_id=creds.id, actor=actor)
-        return _refuse(AccountLocked(
-            "this account is locked after repeated failed logins; an administrator must unlock it",
-        ))
+        await audit.record(
+            conn,
+            ctx,
+            "auth.login",
+            outcome="failure",
+            reason="account_locked",
+            object_type="account",
+            object_id=creds.id,
+            actor=actor,
+        )
+        return _refuse(
+            AccountLocked(
+                "this account is locked after repeated failed logins; an administrator must unlock it",
+            )
+        )
     if resources.passwords.needs_rehash(creds.password_hash):
         await repository.set_password(conn, creds.id, await resources.passwords.hash(password))
     if not settings.mfa_required:
@@ -96,12 +126,22 @@ async def authenticate(
         mfa = MfaState.PENDING
     else:
         mfa = MfaState.ENROL
-    await audit.record(conn, ctx, "auth.login", outcome="success", object_type="account",
-                       object_id=creds.id, actor=actor,
-                       reason=None if mfa is MfaState.NOT_REQUIRED else f"totp_{mfa}")
+    await audit.record(
+        conn,
+        ctx,
+        "auth.login",
+        outcome="success",
+        object_type="account",
+        object_id=creds.id,
+        actor=actor,
+        reason=None if mfa is MfaState.NOT_REQUIRED else f"totp_{mfa}",
+    )
     return Granted(
-        account_id=creds.id, role=creds.role, org_unit_id=creds.org_unit_id,
-        scope=await _scope_for(conn, creds.role, creds.org_path), mfa=mfa,
+        account_id=creds.id,
+        role=creds.role,
+        org_unit_id=creds.org_unit_id,
+        scope=await _scope_for(conn, creds.role, creds.org_path),
+        mfa=mfa,
     )
 
 
@@ -122,12 +162,12 @@ async def begin_totp_enrolment(
     secret = totp.new_secret()
     sealed = resources.keyring.seal(secret.encode(), _totp_aad(caller.account_id))
     await repository.set_totp_secret(conn, caller.account_id, sealed)
-    await audit.record(conn, ctx, "auth.totp_enrol", object_type="account",
-                       object_id=caller.account_id)
+    await audit.record(conn, ctx, "auth.totp_enrol", object_type="account", object_id=caller.account_id)
     return TotpEnrolment(
         secret=secret,
-        otpauth_uri=totp.provisioning_uri(secret, account_name=own.username,
-                                          issuer=resources.settings.totp_issuer),
+        otpauth_uri=totp.provisioning_uri(
+            secret, account_name=own.username, issuer=resources.settings.totp_issuer
+        ),
     )
 
 
@@ -146,30 +186,49 @@ async def verify_totp(
     if step is None or not await repository.use_totp_step(conn, caller.account_id, step):
         settings = resources.settings
         locked = await repository.record_failure(
-            conn, caller.account_id,
+            conn,
+            caller.account_id,
             window=timedelta(seconds=settings.login_failure_window_seconds),
             max_failures=settings.login_max_failures,
         )
-        await audit.record(conn, ctx, "auth.totp_verify", outcome="failure",
-                           reason="wrong_code_locked" if locked else "wrong_code",
-                           object_type="account", object_id=caller.account_id)
+        await audit.record(
+            conn,
+            ctx,
+            "auth.totp_verify",
+            outcome="failure",
+            reason="wrong_code_locked" if locked else "wrong_code",
+            object_type="account",
+            object_id=caller.account_id,
+        )
         if locked:
             await resources.sessions.revoke_account(caller.account_id)
-        return _refuse(Unauthenticated("the code is wrong, expired or already used",
-                                       reason="wrong_code"))
+        return _refuse(Unauthenticated("the code is wrong, expired or already used", reason="wrong_code"))
     if not confirmed:
         await repository.confirm_totp(conn, caller.account_id)
     await repository.record_success(conn, caller.account_id)
-    await audit.record(conn, ctx, "auth.totp_verify", object_type="account",
-                       object_id=caller.account_id,
-                       reason=None if confirmed else "enrolment_confirmed")
-    return Granted(account_id=caller.account_id, role=caller.role,
-                   org_unit_id=caller.org_unit_id, scope=caller.scope, mfa=MfaState.PASSED)
+    await audit.record(
+        conn,
+        ctx,
+        "auth.totp_verify",
+        object_type="account",
+        object_id=caller.account_id,
+        reason=None if confirmed else "enrolment_confirmed",
+    )
+    return Granted(
+        account_id=caller.account_id,
+        role=caller.role,
+        org_unit_id=caller.org_unit_id,
+        scope=caller.scope,
+        mfa=MfaState.PASSED,
+    )
 
 
 async def change_password(
-    conn: asyncpg.Connection, resources: Resources, ctx: RequestContext,
-    current_password: str, new_password: str,
+    conn: asyncpg.Connection,
+    resources: Resources,
+    ctx: RequestContext,
+    current_password: str,
+    new_password: str,
 ) -> None:
     caller: Principal = ctx.caller
     stored = await repository.own_password_hash(conn, caller.account_id)
@@ -177,9 +236,6 @@ async def change_password(
         raise ValidationFailed("the current password is wrong", field="current_password")
     resources.passwords.check_policy(new_password, "new_password")
     if new_password == current_password:
-        raise ValidationFailed("the new password must differ from the current one",
-                               field="new_password")
-    await repository.set_password(conn, caller.account_id,
-                                  await resources.passwords.hash(new_password))
-    await audit.record(conn, ctx, "auth.password_change", object_type="account",
-                       object_id=caller.account_id)
+        raise ValidationFailed("the new password must differ from the current one", field="new_password")
+    await repository.set_password(conn, caller.account_id, await resources.passwords.hash(new_password))
+    await audit.record(conn, ctx, "auth.password_change", object_type="account", object_id=caller.account_id)

@@ -58,7 +58,12 @@ class IssuedSession(msgspec.Struct, frozen=True, kw_only=True):
 
 class SessionStore:
     def __init__(
-        self, redis: Redis, clock: Clock, *, idle_seconds: int, absolute_seconds: int,
+        self,
+        redis: Redis,
+        clock: Clock,
+        *,
+        idle_seconds: int,
+        absolute_seconds: int,
         pending_seconds: int,
     ) -> None:
         self._redis = redis
@@ -76,8 +81,12 @@ class SessionStore:
         token = secrets.token_urlsafe(32)
         session_id = session_id_for(token)
         principal = Principal(
-            account_id=account_id, role=role, org_unit_id=org_unit_id, scope=scope,
-            session_id=session_id, mfa=mfa,
+            account_id=account_id,
+            role=role,
+            org_unit_id=org_unit_id,
+            scope=scope,
+            session_id=session_id,
+            mfa=mfa,
         )
         now = self._clock.now().timestamp()
         # A session still waiting for its second factor lives only minutes.
@@ -86,19 +95,23 @@ class SessionStore:
         expires = now + lifetime
         key = _session_key(session_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={
-                "principal": self._encoder.encode(principal),
-                "created": repr(now),
-                "last_seen": repr(now),
-                "idle": str(idle),
-                "expires": repr(expires),
-            })
+            pipe.hset(
+                key,
+                mapping={
+                    "principal": self._encoder.encode(principal),
+                    "created": repr(now),
+                    "last_seen": repr(now),
+                    "idle": str(idle),
+                    "expires": repr(expires),
+                },
+            )
             pipe.expire(key, math.ceil(idle))
             pipe.sadd(_account_index_key(account_id), session_id)
             pipe.expire(_account_index_key(account_id), self._absolute)
             await pipe.execute()
         return IssuedSession(
-            token=token, principal=principal,
+            token=token,
+            principal=principal,
             expires_at=datetime.fromtimestamp(expires, tz=self._clock.now().tzinfo),
         )
 

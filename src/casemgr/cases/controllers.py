@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Annotated
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Response, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -14,7 +14,7 @@ from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases import service
 from casemgr.cases.schemas import Case, CaseCreate, CasePage, CaseUpdate, Program
 from casemgr.db import scoped_transaction
-from casemgr.web.access import Ctx, access, request_context, resources_of
+from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 
 EXPORT_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,7 +33,9 @@ class CaseController(Controller):
 
     @get("/", opt=access("case.list", CASE_READERS))
     async def list_cases(
-        self, request: Request, ctx: Ctx,
+        self,
+        request: AnyRequest,
+        ctx: Ctx,
         program: FromQuery[Program | None] = None,
         mine: Annotated[bool, QueryParameter(description="only my own caseload")] = False,
         after: Annotated[int | None, QueryParameter(ge=0, description="cursor: next_after")] = None,
@@ -41,40 +43,54 @@ class CaseController(Controller):
     ) -> CasePage:
         """The caseload the caller may read: an officer's office, a supervisor's subtree."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
-            return await service.list_cases(conn, ctx, program=program, mine=mine, after=after,
-                                            limit=limit)
+            return await service.list_cases(conn, ctx, program=program, mine=mine, after=after, limit=limit)
 
-    @get("/export", opt=access("case.export", CASE_READERS, purpose=True),
-         media_type="text/csv")
-    async def export_cases(self, request: Request, ctx: Ctx,
-                           program: FromQuery[Program | None] = None) -> Response[str]:
+    @get("/export", opt=access("case.export", CASE_READERS, purpose=True), media_type="text/csv")
+    async def export_cases(
+        self, request: AnyRequest, ctx: Ctx, program: FromQuery[Program | None] = None
+    ) -> Response[str]:
         """The readable caseload as CSV; needs a stated purpose and is audited as an export."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
-            page = await service.list_cases(conn, ctx, program=program, mine=False, after=None,
-                                            limit=EXPORT_LIMIT, action="case.export")
+            page = await service.list_cases(
+                conn, ctx, program=program, mine=False, after=None, limit=EXPORT_LIMIT, action="case.export"
+            )
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["case_id", "program", "status", "org_unit_id", "officer_id",
-                         "person_id", "full_name"])
+        writer.writerow(
+            ["case_id", "program", "status", "org_unit_id", "officer_id", "person_id", "full_name"]
+        )
         for item in page.items:
-            writer.writerow([item.id, item.program, item.status, item.org_unit_id,
-                             item.officer_id, item.person_id, _cell(item.full_name)])
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="caseload.csv"'})
+            writer.writerow(
+                [
+                    item.id,
+                    item.program,
+                    item.status,
+                    item.org_unit_id,
+                    item.officer_id,
+                    item.person_id,
+                    _cell(item.full_name),
+                ]
+            )
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="caseload.csv"'},
+        )
 
     @post("/", opt=access("case.create", CASE_WRITERS))
-    async def create_case(self, request: Request, data: JSONBody[CaseCreate], ctx: Ctx) -> Case:
+    async def create_case(self, request: AnyRequest, data: JSONBody[CaseCreate], ctx: Ctx) -> Case:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.create(conn, ctx, data)
 
     @get("/{case_id:int}", opt=access("case.read", CASE_READERS, purpose=True))
-    async def get_case(self, request: Request, case_id: FromPath[int], ctx: Ctx) -> Case:
+    async def get_case(self, request: AnyRequest, case_id: FromPath[int], ctx: Ctx) -> Case:
         """One case file; needs a stated purpose (X-Purpose), recorded in the audit."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.read(conn, ctx, case_id)
 
     @patch("/{case_id:int}", opt=access("case.update", CASE_WRITERS))
-    async def update_case(self, request: Request, case_id: FromPath[int], data: JSONBody[CaseUpdate],
-                          ctx: Ctx) -> Case:
+    async def update_case(
+        self, request: AnyRequest, case_id: FromPath[int], data: JSONBody[CaseUpdate], ctx: Ctx
+    ) -> Case:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.update(conn, ctx, case_id, data)

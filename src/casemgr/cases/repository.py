@@ -62,22 +62,28 @@ async def locate(conn: asyncpg.Connection, case_id: int) -> CaseLocation | None:
     return None if record is None else msgspec.convert(dict(record), CaseLocation)
 
 
-async def insert_person(conn: asyncpg.Connection, person: PersonIn, *, org_unit_id: int,
-                        created_by: int) -> int:
+async def insert_person(
+    conn: asyncpg.Connection, person: PersonIn, *, org_unit_id: int, created_by: int
+) -> int:
     try:
         person_id: int = await conn.fetchval(
-            _INSERT_PERSON, person.full_name, person.sex.value, person.birth_date,
-            person.id_number, org_unit_id, created_by,
+            _INSERT_PERSON,
+            person.full_name,
+            person.sex.value,
+            person.birth_date,
+            person.id_number,
+            org_unit_id,
+            created_by,
         )
     except asyncpg.UniqueViolationError as e:
         raise Conflict("a person with this ID number is already registered") from e
     return person_id
 
 
-async def insert_case(conn: asyncpg.Connection, *, person_id: int, program: Program,
-                      org_unit_id: int, officer_id: int) -> int:
-    case_id: int = await conn.fetchval(_INSERT_CASE, person_id, program.value, org_unit_id,
-                                       officer_id)
+async def insert_case(
+    conn: asyncpg.Connection, *, person_id: int, program: Program, org_unit_id: int, officer_id: int
+) -> int:
+    case_id: int = await conn.fetchval(_INSERT_CASE, person_id, program.value, org_unit_id, officer_id)
     return case_id
 
 
@@ -86,22 +92,32 @@ async def get(conn: asyncpg.Connection, case_id: int) -> Case | None:
     if record is None:
         return None
     values = dict(record)
-    person = Person(id=values.pop("person_id"), full_name=values.pop("full_name"),
-                    sex=Sex(values.pop("sex")), birth_date=values.pop("birth_date"),
-                    id_number=values.pop("id_number"))
+    person = Person(
+        id=values.pop("person_id"),
+        full_name=values.pop("full_name"),
+        sex=Sex(values.pop("sex")),
+        birth_date=values.pop("birth_date"),
+        id_number=values.pop("id_number"),
+    )
     return msgspec.convert({**values, "person": person}, Case)
 
 
-async def list_under(conn: asyncpg.Connection, *, path: str, program: Program | None,
-                     officer_id: int | None, after: int | None,
-                     limit: int) -> list[CaseSummary]:
-    records = await conn.fetch(_LIST, path, program.value if program else None, officer_id,
-                               after, limit)
+async def list_under(
+    conn: asyncpg.Connection,
+    *,
+    path: str,
+    program: Program | None,
+    officer_id: int | None,
+    after: int | None,
+    limit: int,
+) -> list[CaseSummary]:
+    records = await conn.fetch(_LIST, path, program.value if program else None, officer_id, after, limit)
     return [msgspec.convert(dict(r), CaseSummary) for r in records]
 
 
-async def update(conn: asyncpg.Connection, case_id: int, *, officer_id: int | None,
-                 shared_with_police: bool | None) -> None:
+async def update(
+    conn: asyncpg.Connection, case_id: int, *, officer_id: int | None, shared_with_police: bool | None
+) -> None:
     await conn.execute(_UPDATE, case_id, officer_id, shared_with_police)
 
 

@@ -43,45 +43,66 @@ def may_write(caller: Principal, loc: CaseLocation) -> str | None:
     return "role_writes_no_case_data"
 
 
-async def _locate(conn: asyncpg.Connection, ctx: RequestContext, case_id: int, *,
-                  write: bool) -> CaseLocation:
+async def _locate(
+    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, *, write: bool
+) -> CaseLocation:
     loc = await repository.locate(conn, case_id)
     if loc is None:
         raise NotFound(f"case {case_id} does not exist")
     denial = may_write(ctx.caller, loc) if write else may_read(ctx.caller, loc)
     if denial is not None:
-        raise Forbidden("you may not " + ("change" if write else "read") + " this case",
-                        reason=denial, object_type="case", object_id=case_id)
+        raise Forbidden(
+            "you may not " + ("change" if write else "read") + " this case",
+            reason=denial,
+            object_type="case",
+            object_id=case_id,
+        )
     return loc
 
 
 async def _check_officer(conn: asyncpg.Connection, ctx: RequestContext, officer_id: int) -> None:
     path = await repository.officer_path(conn, officer_id)
     if path is None or not ctx.caller.sees(path):
-        raise ValidationFailed(f"account {officer_id} is not an active officer in your scope",
-                               field="officer_id")
+        raise ValidationFailed(
+            f"account {officer_id} is not an active officer in your scope", field="officer_id"
+        )
 
 
 async def read(conn: asyncpg.Connection, ctx: RequestContext, case_id: int) -> Case:
     await _locate(conn, ctx, case_id, write=False)
     case = await repository.get(conn, case_id)
     if case is None:  # the policies refused what the check allowed: deny, never leak
-        raise Forbidden("you may not read this case", reason="denied_by_row_policy",
-                        object_type="case", object_id=case_id)
+        raise Forbidden(
+            "you may not read this case", reason="denied_by_row_policy", object_type="case", object_id=case_id
+        )
     await audit.record(conn, ctx, "case.read", object_type="case", object_id=case_id)
     return case
 
 
-async def list_cases(conn: asyncpg.Connection, ctx: RequestContext, *, program: Program | None,
-                     mine: bool, after: int | None, limit: int,
-                     action: str = "case.list") -> CasePage:
+async def list_cases(
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    *,
+    program: Program | None,
+    mine: bool,
+    after: int | None,
+    limit: int,
+    action: str = "case.list",
+) -> CasePage:
     caller = ctx.caller
     if caller.role is Role.HEALTH_WORKER and program not in (None, Program.SEVERE_MENTAL_ILLNESS):
-        raise Forbidden("health workers read severe-mental-illness cases only",
-                        reason="program_not_cleared", object_type="case")
+        raise Forbidden(
+            "health workers read severe-mental-illness cases only",
+            reason="program_not_cleared",
+            object_type="case",
+        )
     items = await repository.list_under(
-        conn, path=caller.scope, program=program,
-        officer_id=caller.account_id if mine else None, after=after, limit=limit + 1,
+        conn,
+        path=caller.scope,
+        program=program,
+        officer_id=caller.account_id if mine else None,
+        after=after,
+        limit=limit + 1,
     )
     await audit.record(conn, ctx, action, object_type="case")
     more = len(items) > limit
@@ -95,22 +116,29 @@ async def create(conn: asyncpg.Connection, ctx: RequestContext, data: CaseCreate
     if unit is None:
         raise ValidationFailed(f"org unit {data.org_unit_id} does not exist", field="org_unit_id")
     if not caller.sees(unit.path):
-        raise Forbidden("the org unit lies outside your scope", reason="out_of_scope",
-                        object_type="org_unit", object_id=data.org_unit_id)
+        raise Forbidden(
+            "the org unit lies outside your scope",
+            reason="out_of_scope",
+            object_type="org_unit",
+            object_id=data.org_unit_id,
+        )
     if caller.role is Role.OFFICER:
         if data.officer_id not in (None, caller.account_id):
-            raise Forbidden("an officer opens cases on their own caseload",
-                            reason="not_own_caseload", object_type="case")
+            raise Forbidden(
+                "an officer opens cases on their own caseload", reason="not_own_caseload", object_type="case"
+            )
         officer_id = caller.account_id
     else:
         if data.officer_id is None:
             raise ValidationFailed("name the responsible officer", field="officer_id")
         await _check_officer(conn, ctx, data.officer_id)
         officer_id = data.officer_id
-    person_id = await repository.insert_person(conn, data.person, org_unit_id=unit.id,
-                                               created_by=caller.account_id)
-    case_id = await repository.insert_case(conn, person_id=person_id, program=data.program,
-                                           org_unit_id=unit.id, officer_id=officer_id)
+    person_id = await repository.insert_person(
+        conn, data.person, org_unit_id=unit.id, created_by=caller.account_id
+    )
+    case_id = await repository.insert_case(
+        conn, person_id=person_id, program=data.program, org_unit_id=unit.id, officer_id=officer_id
+    )
     await audit.record(conn, ctx, "person.create", object_type="person", object_id=person_id)
     await audit.record(conn, ctx, "case.create", object_type="case", object_id=case_id)
     case = await repository.get(conn, case_id)
@@ -118,14 +146,17 @@ async def create(conn: asyncpg.Connection, ctx: RequestContext, data: CaseCreate
     return case
 
 
-async def update(conn: asyncpg.Connection, ctx: RequestContext, case_id: int,
-                 data: CaseUpdate) -> Case:
+async def update(conn: asyncpg.Connection, ctx: RequestContext, case_id: int, data: CaseUpdate) -> Case:
     await _locate(conn, ctx, case_id, write=True)
     officer_id = None if isinstance(data.officer_id, msgspec.UnsetType) else data.officer_id
     if officer_id is not None:
         if ctx.caller.role is not Role.SUPERVISOR:
-            raise Forbidden("only a supervisor reassigns a case", reason="reassign_needs_supervisor",
-                            object_type="case", object_id=case_id)
+            raise Forbidden(
+                "only a supervisor reassigns a case",
+                reason="reassign_needs_supervisor",
+                object_type="case",
+                object_id=case_id,
+            )
         await _check_officer(conn, ctx, officer_id)
     shared = None if isinstance(data.shared_with_police, msgspec.UnsetType) else data.shared_with_police
     await repository.update(conn, case_id, officer_id=officer_id, shared_with_police=shared)

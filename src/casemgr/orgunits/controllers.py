@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
@@ -10,7 +10,7 @@ from casemgr.auth.principal import ALL_ROLES, Role
 from casemgr.db import scoped_transaction
 from casemgr.orgunits import service
 from casemgr.orgunits.schemas import OrgUnit, OrgUnitCreate, OrgUnitUpdate
-from casemgr.web.access import Ctx, access, request_context, resources_of
+from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 
 ADMIN = (Role.ADMIN,)
 
@@ -21,25 +21,25 @@ class OrgUnitController(Controller):
     dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
 
     @get("/", opt=access("org_unit.list", ALL_ROLES))
-    async def list_units(self, request: Request, ctx: Ctx) -> list[OrgUnit]:
+    async def list_units(self, request: AnyRequest, ctx: Ctx) -> list[OrgUnit]:
         """The units of the caller's scope, in tree order."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.list_visible(conn, ctx)
 
     @get("/{unit_id:int}", opt=access("org_unit.read", ALL_ROLES))
-    async def get_unit(self, request: Request, unit_id: FromPath[int], ctx: Ctx) -> OrgUnit:
+    async def get_unit(self, request: AnyRequest, unit_id: FromPath[int], ctx: Ctx) -> OrgUnit:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.get_visible(conn, ctx, unit_id)
 
     @post("/", opt=access("org_unit.create", ADMIN))
-    async def create_unit(self, request: Request, data: JSONBody[OrgUnitCreate],
-                          ctx: Ctx) -> OrgUnit:
+    async def create_unit(self, request: AnyRequest, data: JSONBody[OrgUnitCreate], ctx: Ctx) -> OrgUnit:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.create(conn, ctx, data)
 
     @patch("/{unit_id:int}", opt=access("org_unit.update", ADMIN))
-    async def update_unit(self, request: Request, unit_id: FromPath[int], data: JSONBody[OrgUnitUpdate],
-                          ctx: Ctx) -> OrgUnit:
+    async def update_unit(
+        self, request: AnyRequest, unit_id: FromPath[int], data: JSONBody[OrgUnitUpdate], ctx: Ctx
+    ) -> OrgUnit:
         """Rename a unit, or move it (with its subtree) under another parent."""
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
@@ -49,7 +49,7 @@ class OrgUnitController(Controller):
         return updated.unit
 
     @delete("/{unit_id:int}", opt=access("org_unit.delete", ADMIN))
-    async def delete_unit(self, request: Request, unit_id: FromPath[int], ctx: Ctx) -> None:
+    async def delete_unit(self, request: AnyRequest, unit_id: FromPath[int], ctx: Ctx) -> None:
         """Delete an empty unit (no child units, accounts, people or cases)."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             await service.delete(conn, ctx, unit_id)

@@ -54,7 +54,11 @@ async def insert(
 ) -> OrgUnit:
     try:
         record = await conn.fetchrow(
-            _INSERT, parent.id if parent else None, kind.value, name, code,
+            _INSERT,
+            parent.id if parent else None,
+            kind.value,
+            name,
+            code,
             parent.path if parent else None,
         )
     except asyncpg.UniqueViolationError as e:

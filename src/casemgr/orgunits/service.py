@@ -18,19 +18,26 @@ async def get_visible(conn: asyncpg.Connection, ctx: RequestContext, unit_id: in
     if unit is None:
         raise NotFound(f"org unit {unit_id} does not exist")
     if not ctx.caller.sees(unit.path):
-        raise Forbidden("the org unit lies outside your scope", reason="out_of_scope",
-                        object_type="org_unit", object_id=unit_id)
+        raise Forbidden(
+            "the org unit lies outside your scope",
+            reason="out_of_scope",
+            object_type="org_unit",
+            object_id=unit_id,
+        )
     return unit
 
 
-async def _field_unit(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int,
-                      field: str) -> OrgUnit:
+async def _field_unit(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, field: str) -> OrgUnit:
     unit = await repository.get(conn, unit_id)
     if unit is None:
         raise ValidationFailed(f"org unit {unit_id} does not exist", field=field)
     if not ctx.caller.sees(unit.path):
-        raise Forbidden("the org unit lies outside your scope", reason="out_of_scope",
-                        object_type="org_unit", object_id=unit_id)
+        raise Forbidden(
+            "the org unit lies outside your scope",
+            reason="out_of_scope",
+            object_type="org_unit",
+            object_id=unit_id,
+        )
     return unit
 
 
@@ -38,7 +45,8 @@ def _check_nesting(parent: OrgUnit, kind: OrgUnitKind) -> None:
     if kind.rank <= parent.kind.rank:
         raise ValidationFailed(
             f"a {kind} cannot sit under a {parent.kind}: units nest city > district > office "
-            "> community > grid", field="kind",
+            "> community > grid",
+            field="kind",
         )
 
 
@@ -49,8 +57,7 @@ async def list_visible(conn: asyncpg.Connection, ctx: RequestContext) -> list[Or
 async def create(conn: asyncpg.Connection, ctx: RequestContext, data: OrgUnitCreate) -> OrgUnit:
     parent = await _field_unit(conn, ctx, data.parent_id, "parent_id")
     _check_nesting(parent, data.kind)
-    unit = await repository.insert(conn, parent=parent, kind=data.kind, name=data.name,
-                                   code=data.code)
+    unit = await repository.insert(conn, parent=parent, kind=data.kind, name=data.name, code=data.code)
     await audit.record(conn, ctx, "org_unit.create", object_type="org_unit", object_id=unit.id)
     return unit
 
@@ -61,8 +68,7 @@ class Updated(msgspec.Struct, frozen=True, kw_only=True):
     moved_account_ids: list[int]
 
 
-async def update(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int,
-                 data: OrgUnitUpdate) -> Updated:
+async def update(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, data: OrgUnitUpdate) -> Updated:
     unit = await get_visible(conn, ctx, unit_id)
     moved: list[int] = []
     if not isinstance(data.parent_id, msgspec.UnsetType) and data.parent_id != unit.parent_id:
@@ -85,8 +91,12 @@ async def update(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int,
 async def delete(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int) -> None:
     unit = await get_visible(conn, ctx, unit_id)
     if unit.path == ctx.caller.scope:
-        raise Forbidden("you cannot delete the unit your own scope hangs from",
-                        reason="own_scope_root", object_type="org_unit", object_id=unit_id)
+        raise Forbidden(
+            "you cannot delete the unit your own scope hangs from",
+            reason="own_scope_root",
+            object_type="org_unit",
+            object_id=unit_id,
+        )
     if await repository.has_children(conn, unit_id):
         raise Conflict("the org unit has child units; move or delete them first")
     await repository.delete(conn, unit_id)

@@ -21,6 +21,8 @@ from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, PurposeRequired, Unauthenticated
 from casemgr.resources import Resources
 
+AnyRequest = Request[Any, Any, Any]
+
 # The request context, injected by name into every controller method that takes ``ctx``.
 Ctx = NamedDependency[RequestContext]
 
@@ -85,9 +87,7 @@ def stated_purpose(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None
     return value.strip()[:_PURPOSE_MAX]
 
 
-async def access_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     opt = handler.opt
     if opt.get("public"):
         return
@@ -99,8 +99,9 @@ async def access_guard(
         )
     principal = await resources_of(connection).sessions.resolve(token)
     if principal is None:
-        raise Unauthenticated("the session has ended or never existed; log in again",
-                              reason="session_invalid")
+        raise Unauthenticated(
+            "the session has ended or never existed; log in again", reason="session_invalid"
+        )
     connection.scope.setdefault("state", {})[_STATE_PRINCIPAL] = principal
     roles: frozenset[Role] | None = opt.get("roles")
     if not roles:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from litestar import Request, get
+from litestar import get
 
 from casemgr.errors import ServiceUnavailable
-
-from casemgr.web.access import public, resources_of
+from casemgr.web.access import AnyRequest, public, resources_of
 
 _PROBE_TIMEOUT = 2.0
 
@@ -26,7 +25,7 @@ async def live() -> Health:
     return Health(status="ok")
 
 
-async def _postgres_ok(request: Request) -> bool:
+async def _postgres_ok(request: AnyRequest) -> bool:
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT):
             async with resources_of(request).pool.acquire() as conn:
@@ -36,7 +35,7 @@ async def _postgres_ok(request: Request) -> bool:
         return False
 
 
-async def _redis_ok(request: Request) -> bool:
+async def _redis_ok(request: AnyRequest) -> bool:
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT):
             return bool(await resources_of(request).redis.ping())
@@ -45,7 +44,7 @@ async def _redis_ok(request: Request) -> bool:
 
 
 @get("/health/ready", opt=public("health.ready"), tags=["health"])
-async def ready(request: Request) -> Health:
+async def ready(request: AnyRequest) -> Health:
     """Ready only while both PostgreSQL and Redis answer; a 503 problem names which does not."""
     pg, rd = await asyncio.gather(_postgres_ok(request), _redis_ok(request))
     if not (pg and rd):

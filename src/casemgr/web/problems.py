@@ -18,7 +18,14 @@ from litestar.types import Scope
 
 from casemgr import audit
 from casemgr.context import RequestContext
-from casemgr.errors import CasemgrError, FieldError, Forbidden, PurposeRequired, Unauthenticated, ValidationFailed
+from casemgr.errors import (
+    CasemgrError,
+    FieldError,
+    Forbidden,
+    PurposeRequired,
+    Unauthenticated,
+    ValidationFailed,
+)
 from casemgr.web.access import principal_of, request_id_of, resources_of
 
 log = structlog.get_logger(__name__)
@@ -37,12 +44,22 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def problem(
-    request: Request[Any, Any, Any], *, status: int, code: str, title: str, detail: str,
-    errors: list[FieldError] | None = None, headers: dict[str, str] | None = None,
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
     body = Problem(
-        type=f"urn:casemgr:problem:{code}", title=title, status=status, detail=detail,
-        request_id=request_id_of(request.scope), errors=errors or None,
+        type=f"urn:casemgr:problem:{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        request_id=request_id_of(request.scope),
+        errors=errors or None,
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -50,8 +67,15 @@ def problem(
 def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[Problem]:
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    return problem(request, status=exc.status, code=exc.code, title=exc.title,
-                   detail=exc.detail, errors=errors, headers=headers)
+    return problem(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=errors,
+        headers=headers,
+    )
 
 
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
@@ -79,41 +103,69 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
             continue
         message = str(item.get("message", "invalid value"))
         key = item.get("key")
-        errors.append(FieldError(field=_field_name(str(key) if key else None, message),
-                                 message=message))
+        errors.append(FieldError(field=_field_name(str(key) if key else None, message), message=message))
     detail = str(exc.detail)
     malformed = "malformed" in detail.lower() or any(
         "malformed" in e.message.lower() or "invalid json" in e.message.lower() for e in errors
     )
     if malformed:
-        return problem(request, status=400, code="malformed_body", title="Malformed body",
-                       detail="the request body is not valid JSON")
+        return problem(
+            request,
+            status=400,
+            code="malformed_body",
+            title="Malformed body",
+            detail="the request body is not valid JSON",
+        )
     summary = "; ".join(f"{e.field}: {e.message}" for e in errors) or detail
-    return problem(request, status=422, code="validation_failed", title="Validation failed",
-                   detail=summary, errors=errors)
+    return problem(
+        request,
+        status=422,
+        code="validation_failed",
+        title="Validation failed",
+        detail=summary,
+        errors=errors,
+    )
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
-             415: "unsupported_media_type", 429: "too_many_requests"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        415: "unsupported_media_type",
+        429: "too_many_requests",
+    }
     code = codes.get(exc.status_code, "http_error")
     detail = str(exc.detail)
     if exc.status_code == 413:
         detail = "the request body is larger than this service accepts"
     elif exc.status_code == 400:
         code, detail = "malformed_body", f"the request body could not be read: {detail}"
-    return problem(request, status=exc.status_code, code=code,
-                   title=code.replace("_", " ").capitalize(), detail=detail,
-                   headers=exc.headers or None)
+    return problem(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=code.replace("_", " ").capitalize(),
+        detail=detail,
+        headers=exc.headers or None,
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The frames name code, never data; an exception's message may quote the data that
     # caused it (PostgreSQL's "invalid input syntax ... 'value'"), so only its type is logged.
-    log.error("unhandled_error", error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-              frames="".join(traceback.format_tb(exc.__traceback__)))
-    return problem(request, status=500, code="internal_error", title="Internal error",
-                   detail="an unexpected error occurred; quote the request id when reporting it")
+    log.error(
+        "unhandled_error",
+        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        frames="".join(traceback.format_tb(exc.__traceback__)),
+    )
+    return problem(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal error",
+        detail="an unexpected error occurred; quote the request id when reporting it",
+    )
 
 
 async def audit_denial(exc: Exception, scope: Scope) -> None:
@@ -128,8 +180,13 @@ async def audit_denial(exc: Exception, scope: Scope) -> None:
     object_id = getattr(exc, "object_id", None)
     try:
         await audit.record_in_own_transaction(
-            resources_of(request).pool, ctx, action, outcome="denied",
-            object_type=object_type, object_id=object_id, reason=exc.reason,
+            resources_of(request).pool,
+            ctx,
+            action,
+            outcome="denied",
+            object_type=object_type,
+            object_id=object_id,
+            reason=exc.reason,
         )
     except Exception as e:  # the denial stands; a lost audit row must at least be loud
         log.error("denial_audit_failed", action=action, error_type=type(e).__name__)
