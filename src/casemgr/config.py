@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The application's connection, as casemgr_app (no table ownership, no BYPASSRLS).
     app_database_url: str
     redis_url: str
+    # REDIS_URL names one node of a Redis Cluster; the client discovers the others.
+    redis_cluster: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -136,7 +138,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CASEMGR_MFA_REQUIRED=false is allowed only with CASEMGR_ENV=demo, development or test"
         )
 
+    redis_cluster = _flag(get("CASEMGR_REDIS_CLUSTER", "false") or "false", "CASEMGR_REDIS_CLUSTER")
+
     values: dict[str, object] = {
+        "redis_cluster": redis_cluster,
         "env": environment,
         "database_url": database_url,
         "app_database_url": get("APP_DATABASE_URL") or app_url_from_owner_url(database_url),

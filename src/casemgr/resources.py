@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from redis.asyncio import Redis
 
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.sessions import SessionStore
@@ -18,7 +17,7 @@ from casemgr.clock import Clock, SystemClock
 from casemgr.config import Settings
 from casemgr.crypto import Keyring
 from casemgr.db import create_pool
-from casemgr.redis_client import create_redis
+from casemgr.redis_client import RedisClient, create_redis
 
 
 @dataclass(slots=True)
@@ -26,7 +25,7 @@ class Resources:
     settings: Settings
     clock: Clock
     pool: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     sessions: SessionStore
     passwords: Passwords
     keyring: Keyring
@@ -37,7 +36,7 @@ class Resources:
         pool = await create_pool(
             settings.app_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        redis = create_redis(settings.redis_url)
+        redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         return cls(
             settings=settings,
             clock=clock,

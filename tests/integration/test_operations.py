@@ -64,3 +64,31 @@ async def test_the_openapi_schema_is_served_and_lists_the_routes(client: httpx.A
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert {"/auth/login", "/cases/{case_id}", "/accounts", "/org-units", "/audit"} <= set(paths)
+
+
+async def test_a_request_while_redis_is_down_is_a_503_problem_not_a_500(
+    settings: Settings, resources: Resources
+) -> None:
+    from casemgr.auth.sessions import SessionStore
+
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    broken = Resources(
+        settings=settings,
+        clock=resources.clock,
+        pool=resources.pool,
+        redis=dead,
+        sessions=SessionStore(
+            dead, resources.clock, idle_seconds=60, absolute_seconds=600, pending_seconds=60
+        ),
+        passwords=resources.passwords,
+        keyring=resources.keyring,
+    )
+    app = create_app(settings, resources=broken)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.get("/cases", headers={"Authorization": "Bearer whatever"})
+    finally:
+        await dead.aclose()
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["retry-after"] == "5"

@@ -15,10 +15,10 @@ import secrets
 from datetime import datetime
 
 import msgspec
-from redis.asyncio import Redis
 
 from casemgr.auth.principal import MfaState, Principal, Role
 from casemgr.clock import Clock
+from casemgr.redis_client import RedisClient
 
 _TOUCH = """
 local s = redis.call('HGETALL', KEYS[1])
@@ -59,7 +59,7 @@ class IssuedSession(msgspec.Struct, frozen=True, kw_only=True):
 class SessionStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         clock: Clock,
         *,
         idle_seconds: int,

@@ -10,7 +10,9 @@ import re
 import traceback
 from typing import Any
 
+import asyncpg
 import msgspec
+import redis.exceptions
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -151,6 +153,19 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """PostgreSQL or Redis did not answer: a 503 the client may retry, not a 500."""
+    log.warning("dependency_unavailable", error_type=f"{type(exc).__module__}.{type(exc).__qualname__}")
+    return problem(
+        request,
+        status=503,
+        code="service_unavailable",
+        title="Service unavailable",
+        detail="a backing service (database or session store) is not answering; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The frames name code, never data; an exception's message may quote the data that
     # caused it (PostgreSQL's "invalid input syntax ... 'value'"), so only its type is logged.
@@ -194,6 +209,13 @@ async def audit_denial(exc: Exception, scope: Scope) -> None:
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     CasemgrError: handle_casemgr_error,
+    redis.exceptions.ConnectionError: handle_dependency_down,
+    redis.exceptions.TimeoutError: handle_dependency_down,
+    asyncpg.PostgresConnectionError: handle_dependency_down,
+    asyncpg.CannotConnectNowError: handle_dependency_down,
+    asyncpg.exceptions.ConnectionDoesNotExistError: handle_dependency_down,
+    ConnectionError: handle_dependency_down,
+    TimeoutError: handle_dependency_down,
     ValidationException: handle_validation,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
