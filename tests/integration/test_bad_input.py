@@ -124,3 +124,22 @@ async def test_a_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None
     hostile = await client.get("/health/live", headers={"X-Request-ID": "<script>"})
     assert hostile.headers["x-request-id"] != "<script>"
     assert len(hostile.headers["x-request-id"]) == 32
+
+
+async def test_ids_beyond_bigint_and_control_characters_are_4xx_never_a_database_error(
+    client: httpx.AsyncClient, world: World, login_as: Any
+) -> None:
+    headers = await login_as("sup_city", purpose="bounds")
+    huge = "99999999999999999999"
+    assert (await client.get(f"/cases/{huge}", headers=headers)).status_code in (400, 404, 422)
+    assert (await client.get("/cases", params={"after": huge}, headers=headers)).status_code == 422
+    too_big = await client.patch(
+        f"/cases/{world.cases['cc_o1']}", json={"officer_id": int(huge)}, headers=headers
+    )
+    assert too_big.status_code == 422 and too_big.json()["errors"][0]["field"] == "officer_id"
+    body = valid_case(world)
+    body["person"]["full_name"] = "nul\x00inside"
+    nul = await client.post("/cases", json=body, headers=headers)
+    assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "person.full_name"
+    login = await client.post("/auth/login", json={"username": "a\x00b", "password": "x"})
+    assert login.status_code == 422 and login.json()["errors"][0]["field"] == "username"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get, patch, post
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from casemgr.accounts import service
 from casemgr.accounts.schemas import (
@@ -19,6 +19,7 @@ from casemgr.accounts.schemas import (
 from casemgr.auth.principal import Role
 from casemgr.db import scoped_transaction
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
+from casemgr.wire import MAX_ID, Cursor, IdPath
 
 ADMIN = (Role.ADMIN,)
 
@@ -34,8 +35,10 @@ class AccountController(Controller):
         request: AnyRequest,
         ctx: Ctx,
         role: FromQuery[Role | None] = None,
-        org_unit_id: Annotated[int | None, QueryParameter(description="only this subtree")] = None,
-        after: Annotated[int | None, QueryParameter(ge=0, description="cursor: next_after")] = None,
+        org_unit_id: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="only this subtree")
+        ] = None,
+        after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AccountPage:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
@@ -50,13 +53,13 @@ class AccountController(Controller):
             return await service.create(conn, ctx, resources.passwords, data)
 
     @get("/{account_id:int}", opt=access("account.read", ADMIN))
-    async def get_account(self, request: AnyRequest, account_id: FromPath[int], ctx: Ctx) -> Account:
+    async def get_account(self, request: AnyRequest, account_id: IdPath, ctx: Ctx) -> Account:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.get(conn, ctx, account_id)
 
     @patch("/{account_id:int}", opt=access("account.update", ADMIN))
     async def update_account(
-        self, request: AnyRequest, account_id: FromPath[int], data: JSONBody[AccountUpdate], ctx: Ctx
+        self, request: AnyRequest, account_id: IdPath, data: JSONBody[AccountUpdate], ctx: Ctx
     ) -> Account:
         """Change name, role, unit or standing; a change of role, unit or standing ends the
         account's sessions."""
@@ -68,13 +71,13 @@ class AccountController(Controller):
         return account
 
     @post("/{account_id:int}/unlock", status_code=200, opt=access("account.unlock", ADMIN))
-    async def unlock_account(self, request: AnyRequest, account_id: FromPath[int], ctx: Ctx) -> Account:
+    async def unlock_account(self, request: AnyRequest, account_id: IdPath, ctx: Ctx) -> Account:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.unlock(conn, ctx, account_id)
 
     @post("/{account_id:int}/password", status_code=204, opt=access("account.password_reset", ADMIN))
     async def reset_password(
-        self, request: AnyRequest, account_id: FromPath[int], data: JSONBody[PasswordReset], ctx: Ctx
+        self, request: AnyRequest, account_id: IdPath, data: JSONBody[PasswordReset], ctx: Ctx
     ) -> None:
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
@@ -82,7 +85,7 @@ class AccountController(Controller):
         await resources.sessions.revoke_account(account_id)
 
     @post("/{account_id:int}/totp/reset", status_code=204, opt=access("account.totp_reset", ADMIN))
-    async def reset_totp(self, request: AnyRequest, account_id: FromPath[int], ctx: Ctx) -> None:
+    async def reset_totp(self, request: AnyRequest, account_id: IdPath, ctx: Ctx) -> None:
         """Forget the account's second factor; it enrols again at its next login."""
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:

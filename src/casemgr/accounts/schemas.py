@@ -8,11 +8,12 @@ from typing import Annotated
 import msgspec
 
 from casemgr.auth.principal import Role
+from casemgr.wire import Id, line
 
 Username = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$", description="lower-case letters, digits, . _ -")
 ]
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+DisplayName = Annotated[str, line(200)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
@@ -32,14 +33,14 @@ class AccountCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     username: Username
     display_name: DisplayName
     role: Role
-    org_unit_id: int
+    org_unit_id: Id
     password: Password
 
 
 class AccountUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
     role: Role | msgspec.UnsetType = msgspec.UNSET
-    org_unit_id: int | msgspec.UnsetType = msgspec.UNSET
+    org_unit_id: Id | msgspec.UnsetType = msgspec.UNSET
     disabled: bool | msgspec.UnsetType = msgspec.UNSET
 
 

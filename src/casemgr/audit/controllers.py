@@ -13,6 +13,7 @@ from casemgr.audit.schemas import AuditEvent, AuditPage
 from casemgr.auth.principal import Role
 from casemgr.db import scoped_transaction
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
+from casemgr.wire import MAX_ID, Cursor
 
 
 class AuditController(Controller):
@@ -25,12 +26,12 @@ class AuditController(Controller):
         self,
         request: AnyRequest,
         ctx: Ctx,
-        actor_id: FromQuery[int | None] = None,
+        actor_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
         action: Annotated[str | None, QueryParameter(max_length=64)] = None,
         object_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
         object_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
         outcome: FromQuery[Literal["success", "denied", "failure"] | None] = None,
-        before: Annotated[int | None, QueryParameter(ge=1, description="cursor: next_before")] = None,
+        before: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         """Audit events, newest first. Reading the trail is itself recorded in it."""

@@ -8,12 +8,13 @@ from typing import Annotated
 import msgspec
 
 from casemgr.auth.principal import MfaState, Role
+from casemgr.wire import line
 
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
 class LoginRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    username: Annotated[str, line(64)]
     password: Password
 
 

@@ -8,13 +8,14 @@ from typing import Annotated
 
 from litestar import Controller, Response, get, patch, post
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases import service
 from casemgr.cases.schemas import Case, CaseCreate, CasePage, CaseUpdate, Program
 from casemgr.db import scoped_transaction
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
+from casemgr.wire import Cursor, IdPath
 
 EXPORT_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -38,7 +39,7 @@ class CaseController(Controller):
         ctx: Ctx,
         program: FromQuery[Program | None] = None,
         mine: Annotated[bool, QueryParameter(description="only my own caseload")] = False,
-        after: Annotated[int | None, QueryParameter(ge=0, description="cursor: next_after")] = None,
+        after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> CasePage:
         """The caseload the caller may read: an officer's office, a supervisor's subtree."""
@@ -83,14 +84,14 @@ class CaseController(Controller):
             return await service.create(conn, ctx, data)
 
     @get("/{case_id:int}", opt=access("case.read", CASE_READERS, purpose=True))
-    async def get_case(self, request: AnyRequest, case_id: FromPath[int], ctx: Ctx) -> Case:
+    async def get_case(self, request: AnyRequest, case_id: IdPath, ctx: Ctx) -> Case:
         """One case file; needs a stated purpose (X-Purpose), recorded in the audit."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.read(conn, ctx, case_id)
 
     @patch("/{case_id:int}", opt=access("case.update", CASE_WRITERS))
     async def update_case(
-        self, request: AnyRequest, case_id: FromPath[int], data: JSONBody[CaseUpdate], ctx: Ctx
+        self, request: AnyRequest, case_id: IdPath, data: JSONBody[CaseUpdate], ctx: Ctx
     ) -> Case:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.update(conn, ctx, case_id, data)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 
+from casemgr.wire import Id, line
+
 
 class Program(StrEnum):
     COMMUNITY_CORRECTIONS = "community_corrections"
@@ -30,7 +32,7 @@ class Sex(StrEnum):
 
 
 class PersonIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    full_name: Annotated[str, line(100)]
     sex: Sex
     birth_date: date
     id_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17}[0-9X]$")] | None = None
@@ -47,13 +49,13 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
 class CaseCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     person: PersonIn
     program: Program
-    org_unit_id: int
+    org_unit_id: Id
     # The responsible officer; an officer creating a case holds it themselves.
-    officer_id: int | None = None
+    officer_id: Id | None = None
 
 
 class CaseUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    officer_id: int | msgspec.UnsetType = msgspec.UNSET
+    officer_id: Id | msgspec.UnsetType = msgspec.UNSET
     shared_with_police: bool | msgspec.UnsetType = msgspec.UNSET
 
 

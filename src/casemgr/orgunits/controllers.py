@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from casemgr.auth.principal import ALL_ROLES, Role
 from casemgr.db import scoped_transaction
 from casemgr.orgunits import service
 from casemgr.orgunits.schemas import OrgUnit, OrgUnitCreate, OrgUnitUpdate
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
+from casemgr.wire import IdPath
 
 ADMIN = (Role.ADMIN,)
 
@@ -27,7 +28,7 @@ class OrgUnitController(Controller):
             return await service.list_visible(conn, ctx)
 
     @get("/{unit_id:int}", opt=access("org_unit.read", ALL_ROLES))
-    async def get_unit(self, request: AnyRequest, unit_id: FromPath[int], ctx: Ctx) -> OrgUnit:
+    async def get_unit(self, request: AnyRequest, unit_id: IdPath, ctx: Ctx) -> OrgUnit:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             return await service.get_visible(conn, ctx, unit_id)
 
@@ -38,7 +39,7 @@ class OrgUnitController(Controller):
 
     @patch("/{unit_id:int}", opt=access("org_unit.update", ADMIN))
     async def update_unit(
-        self, request: AnyRequest, unit_id: FromPath[int], data: JSONBody[OrgUnitUpdate], ctx: Ctx
+        self, request: AnyRequest, unit_id: IdPath, data: JSONBody[OrgUnitUpdate], ctx: Ctx
     ) -> OrgUnit:
         """Rename a unit, or move it (with its subtree) under another parent."""
         resources = resources_of(request)
@@ -49,7 +50,7 @@ class OrgUnitController(Controller):
         return updated.unit
 
     @delete("/{unit_id:int}", opt=access("org_unit.delete", ADMIN))
-    async def delete_unit(self, request: AnyRequest, unit_id: FromPath[int], ctx: Ctx) -> None:
+    async def delete_unit(self, request: AnyRequest, unit_id: IdPath, ctx: Ctx) -> None:
         """Delete an empty unit (no child units, accounts, people or cases)."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
             await service.delete(conn, ctx, unit_id)

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+from casemgr.wire import Id, line
+
+Name = Annotated[str, line(200)]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
@@ -33,7 +35,7 @@ class OrgUnit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OrgUnitCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    parent_id: int
+    parent_id: Id
     kind: OrgUnitKind
     name: Name
     code: Code
@@ -42,4 +44,4 @@ class OrgUnitCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class OrgUnitUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     # Moving a unit moves its whole subtree, with the accounts and cases in it.
-    parent_id: int | msgspec.UnsetType = msgspec.UNSET
+    parent_id: Id | msgspec.UnsetType = msgspec.UNSET
