@@ -26,10 +26,8 @@ from casemgr.app import create_app
 from casemgr.auth import totp
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import MfaState, Role
-from casemgr.auth.sessions import SessionStore
 from casemgr.clock import ManualClock
 from casemgr.config import Settings, load_settings
-from casemgr.crypto import Keyring
 from casemgr.db import create_pool
 from casemgr.migrate import apply_migrations
 from casemgr.resources import Resources
@@ -137,24 +135,8 @@ def passwords(settings: Settings) -> Passwords:
 
 
 @pytest.fixture
-def resources(
-    settings: Settings, clock: ManualClock, app_pool: asyncpg.Pool, redis: Redis, passwords: Passwords
-) -> Resources:
-    return Resources(
-        settings=settings,
-        clock=clock,
-        pool=app_pool,
-        redis=redis,
-        sessions=SessionStore(
-            redis,
-            clock,
-            idle_seconds=settings.session_idle_seconds,
-            absolute_seconds=settings.session_absolute_seconds,
-            pending_seconds=settings.pending_session_seconds,
-        ),
-        passwords=passwords,
-        keyring=Keyring(settings.data_keys),
-    )
+def resources(settings: Settings, clock: ManualClock, app_pool: asyncpg.Pool, redis: Redis) -> Resources:
+    return Resources.assemble(settings, pool=app_pool, redis=redis, clock=clock)
 
 
 @pytest.fixture

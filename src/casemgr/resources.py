@@ -31,12 +31,11 @@ class Resources:
     keyring: Keyring
 
     @classmethod
-    async def open(cls, settings: Settings, clock: Clock | None = None) -> Resources:
+    def assemble(
+        cls, settings: Settings, *, pool: asyncpg.Pool, redis: RedisClient, clock: Clock | None = None
+    ) -> Resources:
+        """Build the service objects on a pool and a Redis client opened elsewhere."""
         clock = clock or SystemClock()
-        pool = await create_pool(
-            settings.app_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         return cls(
             settings=settings,
             clock=clock,
@@ -56,6 +55,14 @@ class Resources:
             ),
             keyring=Keyring(settings.data_keys),
         )
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock | None = None) -> Resources:
+        pool = await create_pool(
+            settings.app_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
+        return cls.assemble(settings, pool=pool, redis=redis, clock=clock)
 
     async def close(self) -> None:
         await self.pool.close()

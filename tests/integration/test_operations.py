@@ -22,14 +22,8 @@ async def test_liveness_and_readiness_answer_when_all_is_well(client: httpx.Asyn
 async def _ready_with(
     settings: Settings, resources: Resources, *, pool: asyncpg.Pool | None = None, redis: Redis | None = None
 ) -> httpx.Response:
-    broken = Resources(
-        settings=settings,
-        clock=resources.clock,
-        pool=pool or resources.pool,
-        redis=redis or resources.redis,
-        sessions=resources.sessions,
-        passwords=resources.passwords,
-        keyring=resources.keyring,
+    broken = Resources.assemble(
+        settings, pool=pool or resources.pool, redis=redis or resources.redis, clock=resources.clock
     )
     app = create_app(settings, resources=broken)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -69,20 +63,8 @@ async def test_the_openapi_schema_is_served_and_lists_the_routes(client: httpx.A
 async def test_a_request_while_redis_is_down_is_a_503_problem_not_a_500(
     settings: Settings, resources: Resources
 ) -> None:
-    from casemgr.auth.sessions import SessionStore
-
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    broken = Resources(
-        settings=settings,
-        clock=resources.clock,
-        pool=resources.pool,
-        redis=dead,
-        sessions=SessionStore(
-            dead, resources.clock, idle_seconds=60, absolute_seconds=600, pending_seconds=60
-        ),
-        passwords=resources.passwords,
-        keyring=resources.keyring,
-    )
+    broken = Resources.assemble(settings, pool=resources.pool, redis=dead, clock=resources.clock)
     app = create_app(settings, resources=broken)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

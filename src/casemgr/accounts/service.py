@@ -14,8 +14,9 @@ from casemgr.accounts.schemas import Account, AccountCreate, AccountPage, Accoun
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import Role
 from casemgr.context import RequestContext
-from casemgr.errors import Forbidden, NotFound, ValidationFailed
-from casemgr.orgunits import repository as org_units
+from casemgr.errors import Forbidden, NotFound
+from casemgr.orgunits.service import unit_in_scope
+from casemgr.pagination import cut_page
 
 T = TypeVar("T")
 
@@ -47,19 +48,6 @@ async def _locate(conn: asyncpg.Connection, ctx: RequestContext, account_id: int
     return account
 
 
-async def _unit_in_scope(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int) -> None:
-    unit = await org_units.get(conn, unit_id)
-    if unit is None:
-        raise ValidationFailed(f"org unit {unit_id} does not exist", field="org_unit_id")
-    if not ctx.caller.sees(unit.path):
-        raise Forbidden(
-            "the org unit lies outside your scope",
-            reason="out_of_scope",
-            object_type="org_unit",
-            object_id=unit_id,
-        )
-
-
 async def get(conn: asyncpg.Connection, ctx: RequestContext, account_id: int) -> Account:
     account = await _locate(conn, ctx, account_id)
     await audit.record(conn, ctx, "account.read", object_type="account", object_id=account_id)
@@ -77,29 +65,18 @@ async def list_accounts(
 ) -> AccountPage:
     path = ctx.caller.scope
     if org_unit_id is not None:
-        unit = await org_units.get(conn, org_unit_id)
-        if unit is None:
-            raise ValidationFailed(f"org unit {org_unit_id} does not exist", field="org_unit_id")
-        if not ctx.caller.sees(unit.path):
-            raise Forbidden(
-                "the org unit lies outside your scope",
-                reason="out_of_scope",
-                object_type="org_unit",
-                object_id=org_unit_id,
-            )
-        path = unit.path
+        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
     items = await repository.list_under(conn, path=path, role=role, after=after, limit=limit + 1)
     await audit.record(conn, ctx, "account.list", object_type="account")
-    more = len(items) > limit
-    items = items[:limit]
-    return AccountPage(items=items, next_after=items[-1].id if more else None)
+    page, next_after = cut_page(items, limit, key=lambda a: a.id)
+    return AccountPage(items=page, next_after=next_after)
 
 
 async def create(
     conn: asyncpg.Connection, ctx: RequestContext, passwords: Passwords, data: AccountCreate
 ) -> Account:
     passwords.check_policy(data.password)
-    await _unit_in_scope(conn, ctx, data.org_unit_id)
+    await unit_in_scope(conn, ctx, data.org_unit_id, field="org_unit_id")
     account = await repository.insert(
         conn,
         username=data.username,
@@ -126,7 +103,7 @@ async def update(
             object_id=account_id,
         )
     if unit_id is not None:
-        await _unit_in_scope(conn, ctx, unit_id)
+        await unit_in_scope(conn, ctx, unit_id, field="org_unit_id")
     account = await repository.update(
         conn,
         account_id,

@@ -8,8 +8,8 @@ from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromQuery, QueryParameter
 
-from casemgr.audit import repository, service
-from casemgr.audit.schemas import AuditEvent, AuditPage
+from casemgr.audit import service
+from casemgr.audit.schemas import AuditFilter, AuditPage
 from casemgr.auth.principal import Role
 from casemgr.db import scoped_transaction
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
@@ -36,37 +36,16 @@ class AuditController(Controller):
     ) -> AuditPage:
         """Audit events, newest first. Reading the trail is itself recorded in it."""
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
-            rows = await repository.list_rows(
+            return await service.read_trail(
                 conn,
-                before_id=before,
-                actor_id=actor_id,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                outcome=outcome,
-                limit=limit + 1,
+                ctx,
+                AuditFilter(
+                    actor_id=actor_id,
+                    action=action,
+                    object_type=object_type,
+                    object_id=object_id,
+                    outcome=outcome,
+                ),
+                before=before,
+                limit=limit,
             )
-            await service.record(conn, ctx, "audit.read", object_type="audit_log")
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return AuditPage(
-            items=[
-                AuditEvent(
-                    id=r.id,
-                    at=r.at,
-                    actor_id=r.actor_id,
-                    actor_role=r.actor_role,
-                    actor_org_unit_id=r.actor_org_unit_id,
-                    action=r.action,
-                    object_type=r.object_type,
-                    object_id=r.object_id,
-                    purpose=r.purpose,
-                    outcome=r.outcome,
-                    reason=r.reason,
-                    request_id=r.request_id,
-                    hash=r.hash.hex(),
-                )
-                for r in rows
-            ],
-            next_before=rows[-1].id if more else None,
-        )

@@ -27,3 +27,13 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[AuditEvent]
     # Pass as ?before= for the next (older) page; null on the last page.
     next_before: int | None
+
+
+class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What to look for in the trail; None means "any"."""
+
+    actor_id: int | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    outcome: str | None = None

@@ -12,9 +12,11 @@ from typing import Literal, cast
 import asyncpg
 
 from casemgr.audit import repository
-from casemgr.audit.repository import AuditEntry
+from casemgr.audit.repository import AuditEntry, AuditRow
+from casemgr.audit.schemas import AuditEvent, AuditFilter, AuditPage
 from casemgr.auth.principal import Actor
 from casemgr.context import RequestContext
+from casemgr.pagination import cut_page
 
 Outcome = Literal["success", "denied", "failure"]
 
@@ -84,3 +86,46 @@ async def record_in_own_transaction(
         await record(
             conn, ctx, action, outcome=outcome, object_type=object_type, object_id=object_id, reason=reason
         )
+
+
+def _event(row: AuditRow) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        at=row.at,
+        actor_id=row.actor_id,
+        actor_role=row.actor_role,
+        actor_org_unit_id=row.actor_org_unit_id,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        purpose=row.purpose,
+        outcome=row.outcome,
+        reason=row.reason,
+        request_id=row.request_id,
+        hash=row.hash.hex(),
+    )
+
+
+async def read_trail(
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    where: AuditFilter,
+    *,
+    before: int | None,
+    limit: int,
+) -> AuditPage:
+    """Audit events newest first, as the row policies let the caller see them; the reading
+    itself is recorded."""
+    rows = await repository.list_rows(
+        conn,
+        before_id=before,
+        actor_id=where.actor_id,
+        action=where.action,
+        object_type=where.object_type,
+        object_id=where.object_id,
+        outcome=where.outcome,
+        limit=limit + 1,
+    )
+    await record(conn, ctx, "audit.read", object_type="audit_log")
+    page, next_before = cut_page(rows, limit, key=lambda r: r.id)
+    return AuditPage(items=[_event(r) for r in page], next_before=next_before)

@@ -48,6 +48,17 @@ def _refuse(error: CasemgrError) -> Refused:
     return Refused(error=error)
 
 
+async def _count_failure(conn: asyncpg.Connection, resources: Resources, account_id: int) -> bool:
+    """Record a failed password or code; returns whether the account is locked now."""
+    settings = resources.settings
+    return await repository.record_failure(
+        conn,
+        account_id,
+        window=timedelta(seconds=settings.login_failure_window_seconds),
+        max_failures=settings.login_max_failures,
+    )
+
+
 async def _scope_for(conn: asyncpg.Connection, role: Role, unit_path: str) -> str:
     if role is Role.OFFICER:
         return await repository.office_path(conn, unit_path) or unit_path
@@ -82,12 +93,7 @@ async def authenticate(
         )
         return _refuse(Unauthenticated(_BAD_CREDENTIALS, reason="account_disabled"))
     if not password_ok:
-        locked = await repository.record_failure(
-            conn,
-            creds.id,
-            window=timedelta(seconds=settings.login_failure_window_seconds),
-            max_failures=settings.login_max_failures,
-        )
+        locked = await _count_failure(conn, resources, creds.id)
         await audit.record(
             conn,
             ctx,
@@ -184,13 +190,7 @@ async def verify_totp(
     secret = resources.keyring.open(sealed, _totp_aad(caller.account_id)).decode()
     step = totp.matching_step(secret, code, resources.clock.now())
     if step is None or not await repository.use_totp_step(conn, caller.account_id, step):
-        settings = resources.settings
-        locked = await repository.record_failure(
-            conn,
-            caller.account_id,
-            window=timedelta(seconds=settings.login_failure_window_seconds),
-            max_failures=settings.login_max_failures,
-        )
+        locked = await _count_failure(conn, resources, caller.account_id)
         await audit.record(
             conn,
             ctx,

@@ -16,7 +16,8 @@ from casemgr.cases import repository
 from casemgr.cases.schemas import Case, CaseCreate, CaseLocation, CasePage, CaseUpdate, Program
 from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, NotFound, ValidationFailed
-from casemgr.orgunits import repository as org_units
+from casemgr.orgunits.service import unit_in_scope
+from casemgr.pagination import cut_page
 
 
 def may_read(caller: Principal, loc: CaseLocation) -> str | None:
@@ -105,23 +106,13 @@ async def list_cases(
         limit=limit + 1,
     )
     await audit.record(conn, ctx, action, object_type="case")
-    more = len(items) > limit
-    items = items[:limit]
-    return CasePage(items=items, next_after=items[-1].id if more else None)
+    page, next_after = cut_page(items, limit, key=lambda c: c.id)
+    return CasePage(items=page, next_after=next_after)
 
 
 async def create(conn: asyncpg.Connection, ctx: RequestContext, data: CaseCreate) -> Case:
     caller = ctx.caller
-    unit = await org_units.get(conn, data.org_unit_id)
-    if unit is None:
-        raise ValidationFailed(f"org unit {data.org_unit_id} does not exist", field="org_unit_id")
-    if not caller.sees(unit.path):
-        raise Forbidden(
-            "the org unit lies outside your scope",
-            reason="out_of_scope",
-            object_type="org_unit",
-            object_id=data.org_unit_id,
-        )
+    unit = await unit_in_scope(conn, ctx, data.org_unit_id, field="org_unit_id")
     if caller.role is Role.OFFICER:
         if data.officer_id not in (None, caller.account_id):
             raise Forbidden(

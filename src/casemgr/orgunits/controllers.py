@@ -30,7 +30,7 @@ class OrgUnitController(Controller):
     @get("/{unit_id:int}", opt=access("org_unit.read", ALL_ROLES))
     async def get_unit(self, request: AnyRequest, unit_id: IdPath, ctx: Ctx) -> OrgUnit:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
-            return await service.get_visible(conn, ctx, unit_id)
+            return await service.unit_in_scope(conn, ctx, unit_id)
 
     @post("/", opt=access("org_unit.create", ADMIN))
     async def create_unit(self, request: AnyRequest, data: JSONBody[OrgUnitCreate], ctx: Ctx) -> OrgUnit:

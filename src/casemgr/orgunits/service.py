@@ -13,24 +13,19 @@ from casemgr.orgunits import repository
 from casemgr.orgunits.schemas import OrgUnit, OrgUnitCreate, OrgUnitKind, OrgUnitUpdate
 
 
-async def get_visible(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int) -> OrgUnit:
+async def unit_in_scope(
+    conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, *, field: str | None = None
+) -> OrgUnit:
+    """The unit, if it lies inside the caller's scope; 403 (audited) if it lies outside.
+
+    A unit that does not exist is a 404 when it is the object of the request, or a 422
+    naming ``field`` when the request merely refers to it.
+    """
     unit = await repository.get(conn, unit_id)
     if unit is None:
+        if field is not None:
+            raise ValidationFailed(f"org unit {unit_id} does not exist", field=field)
         raise NotFound(f"org unit {unit_id} does not exist")
-    if not ctx.caller.sees(unit.path):
-        raise Forbidden(
-            "the org unit lies outside your scope",
-            reason="out_of_scope",
-            object_type="org_unit",
-            object_id=unit_id,
-        )
-    return unit
-
-
-async def _field_unit(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, field: str) -> OrgUnit:
-    unit = await repository.get(conn, unit_id)
-    if unit is None:
-        raise ValidationFailed(f"org unit {unit_id} does not exist", field=field)
     if not ctx.caller.sees(unit.path):
         raise Forbidden(
             "the org unit lies outside your scope",
@@ -55,7 +50,7 @@ async def list_visible(conn: asyncpg.Connection, ctx: RequestContext) -> list[Or
 
 
 async def create(conn: asyncpg.Connection, ctx: RequestContext, data: OrgUnitCreate) -> OrgUnit:
-    parent = await _field_unit(conn, ctx, data.parent_id, "parent_id")
+    parent = await unit_in_scope(conn, ctx, data.parent_id, field="parent_id")
     _check_nesting(parent, data.kind)
     unit = await repository.insert(conn, parent=parent, kind=data.kind, name=data.name, code=data.code)
     await audit.record(conn, ctx, "org_unit.create", object_type="org_unit", object_id=unit.id)
@@ -69,12 +64,12 @@ class Updated(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def update(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, data: OrgUnitUpdate) -> Updated:
-    unit = await get_visible(conn, ctx, unit_id)
+    unit = await unit_in_scope(conn, ctx, unit_id)
     moved: list[int] = []
     if not isinstance(data.parent_id, msgspec.UnsetType) and data.parent_id != unit.parent_id:
         if unit.parent_id is None:
             raise ValidationFailed("the city at the root cannot move", field="parent_id")
-        new_parent = await _field_unit(conn, ctx, data.parent_id, "parent_id")
+        new_parent = await unit_in_scope(conn, ctx, data.parent_id, field="parent_id")
         if new_parent.path == unit.path or new_parent.path.startswith(unit.path + "."):
             raise ValidationFailed("a unit cannot move under itself", field="parent_id")
         _check_nesting(new_parent, unit.kind)
@@ -89,7 +84,7 @@ async def update(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int, da
 
 
 async def delete(conn: asyncpg.Connection, ctx: RequestContext, unit_id: int) -> None:
-    unit = await get_visible(conn, ctx, unit_id)
+    unit = await unit_in_scope(conn, ctx, unit_id)
     if unit.path == ctx.caller.scope:
         raise Forbidden(
             "you cannot delete the unit your own scope hangs from",
