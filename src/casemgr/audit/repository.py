@@ -35,34 +35,28 @@ _CHAIN_PAGE = f"SELECT {_SELECT_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY i
 _HEAD = "SELECT last_id, last_hash FROM audit_head"
 
 
-class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """What the application says happened."""
+
+    actor_id: int | None
+    actor_role: str | None
+    actor_org_unit_id: int | None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    purpose: str | None
+    outcome: str
+    reason: str | None
+    request_id: str | None
+
+
+class AuditRow(AuditEntry, frozen=True, kw_only=True):
+    """An entry as stored: with the id, time and links the insert trigger gave it."""
+
     id: int
     at: datetime
-    actor_id: int | None
-    actor_role: str | None
-    actor_org_unit_id: int | None
-    action: str
-    object_type: str | None
-    object_id: str | None
-    purpose: str | None
-    outcome: str
-    reason: str | None
-    request_id: str | None
     prev_hash: bytes
     hash: bytes
-
-
-class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
-    actor_id: int | None
-    actor_role: str | None
-    actor_org_unit_id: int | None
-    action: str
-    object_type: str | None
-    object_id: str | None
-    purpose: str | None
-    outcome: str
-    reason: str | None
-    request_id: str | None
 
 
 def _row(record: asyncpg.Record) -> AuditRow:

@@ -41,6 +41,7 @@ SELECT c.id, c.program::text AS program, c.status::text AS status, c.org_unit_id
    AND ($2::program IS NULL OR c.program = $2::program)
    AND ($3::bigint IS NULL OR c.officer_id = $3)
    AND ($4::bigint IS NULL OR c.id > $4)
+   AND (NOT $6::boolean OR c.shared_with_police)
  ORDER BY c.id
  LIMIT $5
 """
@@ -110,8 +111,11 @@ async def list_under(
     officer_id: int | None,
     after: int | None,
     limit: int,
+    shared_with_police_only: bool = False,
 ) -> list[CaseSummary]:
-    records = await conn.fetch(_LIST, path, program.value if program else None, officer_id, after, limit)
+    records = await conn.fetch(
+        _LIST, path, program.value if program else None, officer_id, after, limit, shared_with_police_only
+    )
     return [msgspec.convert(dict(r), CaseSummary) for r in records]
 
 

@@ -91,12 +91,16 @@ async def list_cases(
     action: str = "case.list",
 ) -> CasePage:
     caller = ctx.caller
-    if caller.role is Role.HEALTH_WORKER and program not in (None, Program.SEVERE_MENTAL_ILLNESS):
-        raise Forbidden(
-            "health workers read severe-mental-illness cases only",
-            reason="program_not_cleared",
-            object_type="case",
-        )
+    # The same rules as may_read, as filters: the row policies would drop the rest anyway,
+    # but the application does not lean on them.
+    if caller.role is Role.HEALTH_WORKER:
+        if program not in (None, Program.SEVERE_MENTAL_ILLNESS):
+            raise Forbidden(
+                "health workers read severe-mental-illness cases only",
+                reason="program_not_cleared",
+                object_type="case",
+            )
+        program = Program.SEVERE_MENTAL_ILLNESS
     items = await repository.list_under(
         conn,
         path=caller.scope,
@@ -104,6 +108,7 @@ async def list_cases(
         officer_id=caller.account_id if mine else None,
         after=after,
         limit=limit + 1,
+        shared_with_police_only=caller.role is Role.POLICE_LIAISON,
     )
     await audit.record(conn, ctx, action, object_type="case")
     page, next_after = cut_page(items, limit, key=lambda c: c.id)
