@@ -17,6 +17,7 @@ from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
 from casemgr.config import Settings
 from casemgr.orgunits.controllers import OrgUnitController
+from casemgr.people.controllers import PersonController
 from casemgr.resources import Resources
 from casemgr.web import health
 from casemgr.web.access import access_guard, public
@@ -58,6 +59,7 @@ def create_app(
             AuthController,
             OrgUnitController,
             AccountController,
+            PersonController,
             CaseController,
             AuditController,
         ],

@@ -7,6 +7,8 @@
     ├── Forbidden                     403  authenticated, not allowed (audited as a denial)
     ├── NotFound                      404
     ├── Conflict                      409  clashes with the current state
+    │   ├── DuplicatePerson                    the ID number is registered already
+    │   └── PossibleDuplicate                  same name and birth date: confirm to go on
     ├── AccountLocked                 423  too many failed logins; an admin must unlock
     ├── PurposeRequired               428  a read of sensitive data without a stated purpose
     └── ServiceUnavailable            503  a dependency (PostgreSQL, Redis) is not answering
@@ -41,6 +43,7 @@ class CasemgrError(Exception):
         object_type: str | None = None,
         object_id: object = None,
         already_audited: bool = False,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -51,6 +54,8 @@ class CasemgrError(Exception):
         self.object_id = object_id
         # Set when the service already wrote the audit row (a failed login commits its own).
         self.already_audited = already_audited
+        # Extension members of the problem (RFC 9457), e.g. the id of an existing duplicate.
+        self.extra = extra or {}
 
 
 class BadRequest(CasemgrError):
@@ -97,6 +102,20 @@ class Conflict(CasemgrError):
     title = "Conflict"
 
 
+class DuplicatePerson(Conflict):
+    """The ID number is registered already; ``existing_person_id`` says to whom."""
+
+    code = "duplicate_person"
+    title = "Person already registered"
+
+
+class PossibleDuplicate(Conflict):
+    """Someone of the same name and birth date exists; the officer must confirm."""
+
+    code = "possible_duplicate"
+    title = "Possible duplicate"
+
+
 class AccountLocked(CasemgrError):
     status = 423
     code = "account_locked"
@@ -120,9 +139,11 @@ __all__ = [
     "BadRequest",
     "CasemgrError",
     "Conflict",
+    "DuplicatePerson",
     "FieldError",
     "Forbidden",
     "NotFound",
+    "PossibleDuplicate",
     "PurposeRequired",
     "ServiceUnavailable",
     "Unauthenticated",

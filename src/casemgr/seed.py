@@ -16,7 +16,7 @@ from casemgr import audit
 from casemgr.admin_tasks import cli_context, create_account, ensure_city, set_scope
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import Role
-from casemgr.cases.id_number import check_character
+from casemgr.people.id_number import check_character
 
 CITY_CODE = "DEMO"
 DEMO_PASSWORD = "demo-password-2026"

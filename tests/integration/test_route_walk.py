@@ -59,6 +59,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "case_id": world.cases["cc_o3"],
         "account_id": world.accounts["off3"].id,
         "unit_id": world.units["d2"].id,
+        "person_id": world.persons["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -83,6 +84,13 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
             "org_unit_id": o3,
         },
         ("PATCH", "/cases/{case_id}"): {"shared_with_police": True},
+        ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
+        ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
+        ("POST", "/people/{person_id}/addresses"): {
+            "kind": "residence",
+            "address": "somewhere",
+            "valid_from": "2030-01-01",
+        },
     }
     return bodies.get((method, path))
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from casemgr.auth import totp
 from casemgr.auth.principal import MfaState, Principal, Role
-from casemgr.cases.id_number import check_character, is_valid
+from casemgr.people.id_number import check_character, is_valid
 from casemgr.config import ConfigError, DataKey, app_url_from_owner_url, load_settings
 from casemgr.crypto import Keyring, SealError
 from casemgr.web.problems import _field_name

@@ -11,37 +11,14 @@ import asyncpg
 import msgspec
 
 from casemgr import audit
-from casemgr.auth.principal import Principal, Role
+from casemgr.auth.principal import Role
 from casemgr.cases import repository
+from casemgr.cases.access import may_read, may_write
 from casemgr.cases.schemas import Case, CaseCreate, CaseLocation, CasePage, CaseUpdate, Program
 from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, NotFound, ValidationFailed
 from casemgr.orgunits.service import unit_in_scope
 from casemgr.pagination import cut_page
-
-
-def may_read(caller: Principal, loc: CaseLocation) -> str | None:
-    """None if the caller may read the case, else the reason code of the denial."""
-    if not caller.sees(loc.org_path):
-        return "out_of_scope"
-    if caller.role in (Role.OFFICER, Role.SUPERVISOR):
-        return None
-    if caller.role is Role.HEALTH_WORKER:
-        return None if loc.program is Program.SEVERE_MENTAL_ILLNESS else "program_not_cleared"
-    if caller.role is Role.POLICE_LIAISON:
-        return None if loc.shared_with_police else "not_shared_with_police"
-    return "role_reads_no_case_data"
-
-
-def may_write(caller: Principal, loc: CaseLocation) -> str | None:
-    """An officer writes their own caseload; a supervisor writes inside their subtree."""
-    if not caller.sees(loc.org_path):
-        return "out_of_scope"
-    if caller.role is Role.SUPERVISOR:
-        return None
-    if caller.role is Role.OFFICER:
-        return None if loc.officer_id == caller.account_id else "not_own_caseload"
-    return "role_writes_no_case_data"
 
 
 async def _locate(

@@ -37,6 +37,8 @@ _DENIALS = (Unauthenticated, Forbidden, PurposeRequired)
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The fixed members of every problem; services may add extension members."""
+
     type: str
     title: str
     status: int
@@ -54,19 +56,24 @@ def problem(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[Problem]:
-    body = Problem(
-        type=f"urn:casemgr:problem:{code}",
-        title=title,
-        status=status,
-        detail=detail,
-        request_id=request_id_of(request.scope),
-        errors=errors or None,
+    extra: dict[str, object] | None = None,
+) -> Response[dict[str, Any]]:
+    body = msgspec.to_builtins(
+        Problem(
+            type=f"urn:casemgr:problem:{code}",
+            title=title,
+            status=status,
+            detail=detail,
+            request_id=request_id_of(request.scope),
+            errors=errors or None,
+        )
     )
+    # Extension members never replace the standard ones.
+    body.update({k: v for k, v in (extra or {}).items() if k not in body})
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[Problem]:
+def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[dict[str, Any]]:
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return problem(
@@ -77,6 +84,7 @@ def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> 
         detail=exc.detail,
         errors=errors,
         headers=headers,
+        extra=exc.extra,
     )
 
 
@@ -96,7 +104,7 @@ def _field_name(key: str | None, message: str) -> str:
     return path or "body"
 
 
-def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     """Litestar's decoding errors: malformed bodies are 400, fields that break a rule 422."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     errors: list[FieldError] = []
@@ -129,7 +137,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     )
 
 
-def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     codes = {
         404: "not_found",
         405: "method_not_allowed",
@@ -153,7 +161,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
-def handle_dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """PostgreSQL or Redis did not answer: a 503 the client may retry, not a 500."""
     log.warning("dependency_unavailable", error_type=f"{type(exc).__module__}.{type(exc).__qualname__}")
     return problem(
@@ -166,7 +174,7 @@ def handle_dependency_down(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
-def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # The frames name code, never data; an exception's message may quote the data that
     # caused it (PostgreSQL's "invalid input syntax ... 'value'"), so only its type is logged.
     log.error(

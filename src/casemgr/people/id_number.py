@@ -16,3 +16,13 @@ def is_valid(id_number: str) -> bool:
     if len(id_number) != 18 or not id_number[:17].isdigit():
         return False
     return check_character(id_number[:17]) == id_number[17]
+
+
+def birth_date_part(id_number: str) -> str:
+    """The YYYYMMDD birth date the number carries (characters 7 to 14)."""
+    return id_number[6:14]
+
+
+def is_male(id_number: str) -> bool:
+    """The 17th character is odd for men and even for women."""
+    return int(id_number[16]) % 2 == 1
