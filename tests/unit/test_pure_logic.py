@@ -140,3 +140,27 @@ class TestScope:
 )
 def test_validation_problems_name_the_dotted_field(key: str | None, message: str, field: str) -> None:
     assert _field_name(key, message) == field
+
+
+class TestNames:
+    @pytest.mark.parametrize(("name", "pinyin", "initials"), [
+        ("张三", "zhangsan", "zs"),
+        ("单田芳", "shantianfang", "stf"),  # 单 as a surname reads Shan
+        ("曾国藩", "zengguofan", "zgf"),
+        ("欧阳娜娜", "ouyangnana", "oynn"),
+        ("尉迟恭", "yuchigong", "ycg"),
+        ("Li Ming", "liming", "lm"),
+        ("李 明", "liming", "lm"),
+    ])
+    def test_names_romanise_to_pinyin_and_initials(self, name: str, pinyin: str, initials: str) -> None:
+        from casemgr.people.names import romanise
+
+        assert romanise(name) == (pinyin, initials)
+
+    @given(st.text(max_size=30))
+    def test_romanised_forms_are_lower_case_letters_and_digits_only(self, name: str) -> None:
+        from casemgr.people.names import romanise
+
+        pinyin, initials = romanise(name)
+        assert pinyin == "".join(c for c in pinyin if c.isascii() and (c.islower() or c.isdigit()))
+        assert len(initials) <= len(pinyin)
