@@ -314,3 +314,13 @@ def totp_code(clock: ManualClock) -> str:
 
 async def audit_rows(owner: asyncpg.Connection, request_id: str) -> list[asyncpg.Record]:
     return await owner.fetch("SELECT * FROM audit_log WHERE request_id = $1 ORDER BY id", request_id)
+
+
+def id_number_for(birth: str, male: bool, serial: int | None = None) -> str:
+    """A valid 18-character ID number for a birth date (YYYY-MM-DD), random unless serial given."""
+    from casemgr.people.id_number import check_character
+
+    serial = serial if serial is not None else uuid.uuid4().int % 50
+    sex_digit = serial * 2 % 10 + (1 if male else 0)
+    first17 = f"110105{birth.replace('-', '')}{serial % 100:02d}{sex_digit}"
+    return first17 + check_character(first17)

@@ -77,6 +77,13 @@ class ValidationFailed(CasemgrError):
             errors = [FieldError(field=field, message=detail)] if field else []
         self.errors = errors
 
+    def nested_in(self, parent: str) -> ValidationFailed:
+        """The same failure, for a body where the checked object sits under ``parent``."""
+        return ValidationFailed(
+            self.detail,
+            errors=[FieldError(field=f"{parent}.{e.field}", message=e.message) for e in self.errors],
+        )
+
 
 class Unauthenticated(CasemgrError):
     status = 401

@@ -17,6 +17,7 @@ from casemgr.admin_tasks import cli_context, create_account, ensure_city, set_sc
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import Role
 from casemgr.people.id_number import check_character
+from casemgr.people.names import romanise
 
 CITY_CODE = "DEMO"
 DEMO_PASSWORD = "demo-password-2026"
@@ -94,8 +95,9 @@ ON CONFLICT (code) DO NOTHING
 _UNIT_ID = "SELECT id FROM org_units WHERE code = $1"
 _ACCOUNT_ID = "SELECT id FROM accounts WHERE username = $1"
 _INSERT_PERSON = """
-INSERT INTO persons (full_name, sex, birth_date, id_number, org_unit_id, created_by)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+INSERT INTO persons (full_name, sex, birth_date, id_number, org_unit_id, created_by, name_pinyin,
+                     name_initials)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
 _INSERT_CASE = """
 INSERT INTO cases (person_id, program, status, org_unit_id, officer_id, shared_with_police)
@@ -153,6 +155,7 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords) -> bool:
                 _id_number(rng, birth, male),
                 unit_id,
                 officer_id,
+                *romanise(name),
             )
             program = _PROGRAMS[n % len(_PROGRAMS)]
             case_id = await conn.fetchval(

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import World
+from tests.conftest import World, id_number_for
 
 PURPOSE = "supervision review"
 
@@ -118,7 +118,7 @@ async def test_an_officer_opens_cases_on_their_own_caseload_inside_their_office(
         "full_name": "New Person",
         "sex": "male",
         "birth_date": "1991-02-03",
-        "id_number": "11010519910203123X",
+        "id_number": id_number_for("1991-02-03", male=True),
     }
     created = await client.post(
         "/cases",
@@ -137,7 +137,7 @@ async def test_an_officer_opens_cases_on_their_own_caseload_inside_their_office(
         "/cases",
         headers=await login_as("off1"),
         json={
-            "person": {**person, "id_number": None},
+            "person": {**person, "id_number": None, "confirm_possible_duplicate": True},
             "program": "drug_rehab",
             "org_unit_id": world.units["o1"].id,
             "officer_id": world.accounts["off1c"].id,

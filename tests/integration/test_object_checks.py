@@ -15,6 +15,7 @@ from casemgr.cases import service as cases
 from casemgr.cases.schemas import CaseUpdate
 from casemgr.context import RequestContext
 from casemgr.errors import Forbidden
+from casemgr.resources import Resources
 from tests.conftest import World, scope_for
 
 
@@ -44,20 +45,24 @@ def ctx_for(world: World, name: str) -> RequestContext:
     ],
 )
 async def test_reads_outside_the_callers_reach_are_refused_without_row_security(
-    owner: asyncpg.Connection, world: World, caller: str, case: str
+    owner: asyncpg.Connection, world: World, caller: str, case: str, resources: Resources
 ) -> None:
     async with owner.transaction():
         with pytest.raises(Forbidden):
-            await cases.read(owner, ctx_for(world, caller), world.cases[case])
+            await cases.read(owner, ctx_for(world, caller), resources.keyring, world.cases[case])
 
 
 async def test_an_officer_cannot_change_a_colleagues_case_without_row_security(
-    owner: asyncpg.Connection, world: World
+    owner: asyncpg.Connection, world: World, resources: Resources
 ) -> None:
     async with owner.transaction():
         with pytest.raises(Forbidden) as denied:
             await cases.update(
-                owner, ctx_for(world, "off1"), world.cases["smi_o1"], CaseUpdate(shared_with_police=True)
+                owner,
+                ctx_for(world, "off1"),
+                resources.keyring,
+                world.cases["smi_o1"],
+                CaseUpdate(shared_with_police=True),
             )
     assert denied.value.reason == "not_own_caseload"
 

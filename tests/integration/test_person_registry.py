@@ -9,16 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from casemgr.people.id_number import check_character
-from tests.conftest import World, audit_rows
-
-
-def id_number_for(birth: str, male: bool, serial: int | None = None) -> str:
-    """A valid 18-character ID for a birth date (YYYY-MM-DD), random unless serial given."""
-    serial = serial if serial is not None else uuid.uuid4().int % 50
-    sex_digit = serial * 2 % 10 + (1 if male else 0)
-    first17 = f"110105{birth.replace('-', '')}{serial % 100:02d}{sex_digit}"
-    return first17 + check_character(first17)
+from tests.conftest import World, audit_rows, id_number_for
 
 
 def new_person(world: World, **overrides: Any) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from casemgr.auth import totp
 from casemgr.auth.principal import MfaState, Principal, Role
-from casemgr.people.id_number import check_character, is_valid
 from casemgr.config import ConfigError, DataKey, app_url_from_owner_url, load_settings
 from casemgr.crypto import Keyring, SealError
+from casemgr.people.id_number import check_character, is_valid
 from casemgr.web.problems import _field_name
 
 KEY = "k1:" + base64.b64encode(bytes(range(32))).decode()
@@ -143,15 +143,18 @@ def test_validation_problems_name_the_dotted_field(key: str | None, message: str
 
 
 class TestNames:
-    @pytest.mark.parametrize(("name", "pinyin", "initials"), [
-        ("张三", "zhangsan", "zs"),
-        ("单田芳", "shantianfang", "stf"),  # 单 as a surname reads Shan
-        ("曾国藩", "zengguofan", "zgf"),
-        ("欧阳娜娜", "ouyangnana", "oynn"),
-        ("尉迟恭", "yuchigong", "ycg"),
-        ("Li Ming", "liming", "lm"),
-        ("李 明", "liming", "lm"),
-    ])
+    @pytest.mark.parametrize(
+        ("name", "pinyin", "initials"),
+        [
+            ("张三", "zhangsan", "zs"),
+            ("单田芳", "shantianfang", "stf"),  # 单 as a surname reads Shan
+            ("曾国藩", "zengguofan", "zgf"),
+            ("欧阳娜娜", "ouyangnana", "oynn"),
+            ("尉迟恭", "yuchigong", "ycg"),
+            ("Li Ming", "liming", "lm"),
+            ("李 明", "liming", "lm"),
+        ],
+    )
     def test_names_romanise_to_pinyin_and_initials(self, name: str, pinyin: str, initials: str) -> None:
         from casemgr.people.names import romanise
 

@@ -1,7 +1,8 @@
 """Who may read and who may write a case: the object-level rules, as pure functions.
 
 They decide on a CaseLocation (where the case sits, who holds it, what it is) before any
-personal data is read; the row-level policies of migration 0005 state the same rules again.
+personal data is read; the row-level policies of migrations 0005 and 0007 state the same
+rules again.
 """
 
 from __future__ import annotations
@@ -32,3 +33,10 @@ def may_write(caller: Principal, loc: CaseLocation) -> str | None:
     if caller.role is Role.OFFICER:
         return None if loc.officer_id == caller.account_id else "not_own_caseload"
     return "role_writes_no_case_data"
+
+
+def may_write_detail(caller: Principal, loc: CaseLocation) -> str | None:
+    """The program detail: as any write, and health workers for mental-illness cases."""
+    if caller.role is Role.HEALTH_WORKER and caller.sees(loc.org_path):
+        return None if loc.program is Program.SEVERE_MENTAL_ILLNESS else "program_not_cleared"
+    return may_write(caller, loc)

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import msgspec
 
-from casemgr.wire import Id, line
+from casemgr.cases.programs import ProgramDetail
+from casemgr.people.schemas import PersonCreate, Sex
+from casemgr.wire import Id
 
 
 class Program(StrEnum):
@@ -26,19 +28,53 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"
 
 
-class Sex(StrEnum):
-    MALE = "male"
-    FEMALE = "female"
+class ClosureReason(StrEnum):
+    TERM_EXPIRED = "term_expired"
+    REVOKED = "revoked"
+    TRANSFERRED_OUT = "transferred_out"
+    DIED = "died"
+    MOVED_AWAY = "moved_away"
+    OTHER = "other"
 
 
-class PersonIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    full_name: Annotated[str, line(100)]
-    sex: Sex
-    birth_date: date
-    id_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17}[0-9X]$")] | None = None
+class SupervisionLevel(StrEnum):
+    STRICT = "strict"
+    ORDINARY = "ordinary"
+    RELAXED = "relaxed"
 
 
-class Person(msgspec.Struct, frozen=True, kw_only=True):
+Note = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class CaseCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Open a case for a registered person (person_id) or for one registered with it (person)."""
+
+    program: Program
+    org_unit_id: Id
+    person_id: Id | None = None
+    person: PersonCreate | None = None
+    # The responsible officer; an officer opening a case holds it themselves.
+    officer_id: Id | None = None
+    supervision_level: SupervisionLevel = SupervisionLevel.ORDINARY
+    status: CaseStatus = CaseStatus.PENDING_INTAKE
+    detail: ProgramDetail | None = None
+
+
+class CaseUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    officer_id: Id | msgspec.UnsetType = msgspec.UNSET
+    shared_with_police: bool | msgspec.UnsetType = msgspec.UNSET
+    supervision_level: SupervisionLevel | msgspec.UnsetType = msgspec.UNSET
+    # Why the level or the officer changed; kept in the case's events.
+    note: Note | msgspec.UnsetType = msgspec.UNSET
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    to: CaseStatus
+    note: Note
+    closure_reason: ClosureReason | None = None
+
+
+class CasePerson(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     full_name: str
     sex: Sex
@@ -46,34 +82,38 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     id_number: str | None
 
 
-class CaseCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    person: PersonIn
-    program: Program
-    org_unit_id: Id
-    # The responsible officer; an officer creating a case holds it themselves.
-    officer_id: Id | None = None
-
-
-class CaseUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    officer_id: Id | msgspec.UnsetType = msgspec.UNSET
-    shared_with_police: bool | msgspec.UnsetType = msgspec.UNSET
-
-
 class Case(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     program: Program
     status: CaseStatus
+    supervision_level: SupervisionLevel
     org_unit_id: int
     officer_id: int
     shared_with_police: bool
+    closure_reason: ClosureReason | None
+    activated_at: datetime | None
+    closed_at: datetime | None
     created_at: datetime
-    person: Person
+    person: CasePerson
+    # Without the sensitive fields unless the caller is cleared for them.
+    detail: ProgramDetail | None
+
+
+class CaseEvent(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    at: datetime
+    actor_id: int | None
+    kind: str
+    from_status: CaseStatus | None
+    to_status: CaseStatus | None
+    note: str | None
 
 
 class CaseSummary(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     program: Program
     status: CaseStatus
+    supervision_level: SupervisionLevel
     org_unit_id: int
     officer_id: int
     person_id: int

@@ -150,6 +150,11 @@ async def register(conn: asyncpg.Connection, ctx: RequestContext, data: PersonCr
     return await _full(conn, ctx, person_id)
 
 
+async def check_readable(conn: asyncpg.Connection, ctx: RequestContext, person_id: int) -> None:
+    """Refuse (404 or audited 403) a person the caller may not read."""
+    await _locate(conn, ctx, person_id, write=False)
+
+
 async def read(conn: asyncpg.Connection, ctx: RequestContext, person_id: int) -> Person:
     await _locate(conn, ctx, person_id, write=False)
     person = await _full(conn, ctx, person_id)

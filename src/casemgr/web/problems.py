@@ -112,6 +112,8 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", "invalid value"))
+        if message == "'data'":  # Litestar's word for "there was no body to decode"
+            message = "a JSON body is required"
         key = item.get("key")
         errors.append(FieldError(field=_field_name(str(key) if key else None, message), message=message))
     detail = str(exc.detail)
