@@ -85,8 +85,11 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         },
         ("PATCH", "/cases/{case_id}"): {"shared_with_police": True},
         ("PUT", "/cases/{case_id}/detail"): {
-            "program": "community_corrections", "sentence_type": "probation", "court": "x",
-            "judgment_date": "2026-01-01"},
+            "program": "community_corrections",
+            "sentence_type": "probation",
+            "court": "x",
+            "judgment_date": "2026-01-01",
+        },
         ("POST", "/cases/{case_id}/transitions"): {"to": "suspended", "note": "x"},
         ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
         ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
