@@ -178,6 +178,8 @@ class World:
     accounts: dict[str, Account] = field(default_factory=dict)
     cases: dict[str, int] = field(default_factory=dict)
     persons: dict[str, int] = field(default_factory=dict)
+    # An open assessment task on each case, due in a week.
+    tasks: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -272,6 +274,11 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
             )
             w.cases[name] = cid
             w.persons[name] = pid
+            w.tasks[name] = await owner.fetchval(
+                "INSERT INTO tasks (case_id, kind, due_at) VALUES ($1, 'assessment_due', "
+                "now() + interval '7 days') RETURNING id",
+                cid,
+            )
     return w
 
 

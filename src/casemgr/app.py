@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from litestar import Litestar, Router
@@ -19,6 +22,8 @@ from casemgr.config import Settings
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
 from casemgr.resources import Resources
+from casemgr.supervision import engine as task_engine
+from casemgr.supervision.controllers import ContactController, ContactPlanController, TaskController
 from casemgr.web import health
 from casemgr.web.access import access_guard, public
 from casemgr.web.middleware import request_id_middleware
@@ -45,10 +50,24 @@ def create_app(
             return
         opened = await Resources.open(settings, clock)
         app.state.resources = opened
+        engine: asyncio.Task[None] | None = None
+        if settings.task_engine_interval_seconds > 0:
+            engine = asyncio.create_task(
+                task_engine.run_forever(
+                    opened.pool,
+                    opened.clock,
+                    every=timedelta(seconds=settings.task_engine_interval_seconds),
+                    escalate_after=timedelta(hours=settings.task_escalate_after_hours),
+                )
+            )
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
+            if engine is not None:
+                engine.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await engine
             await opened.close()
             log.info("service_stopped", detail="pools closed")
 
@@ -61,6 +80,9 @@ def create_app(
             AccountController,
             PersonController,
             CaseController,
+            ContactPlanController,
+            ContactController,
+            TaskController,
             AuditController,
         ],
         lifespan=[lifespan],

@@ -134,6 +134,27 @@ async def _audit_verify() -> int:
     return 1
 
 
+async def _tasks_run() -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from casemgr.db import create_pool
+    from casemgr.supervision.engine import run_once
+
+    settings = _settings()
+    pool = await create_pool(settings.app_database_url, min_size=1, max_size=2)
+    try:
+        report = await run_once(
+            pool, datetime.now(UTC), escalate_after=timedelta(hours=settings.task_escalate_after_hours)
+        )
+    finally:
+        await pool.close()
+    print(
+        f"tasks created {report.created}, cancelled {report.cancelled}, "
+        f"marked overdue {report.overdue}, escalated {report.escalated}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="casemgr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from standard input instead of prompting",
     )
+    tasks = commands.add_parser("tasks", help="the due-task engine")
+    tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True)
+    tasks_commands.add_parser("run", help="run the due-task engine once (for cron)")
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; report the first break")
@@ -171,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_seed_demo())
     if args.command == "create-admin":
         return asyncio.run(_create_admin(args))
+    if args.command == "tasks":
+        return asyncio.run(_tasks_run())
     if args.command == "audit":
         return asyncio.run(_audit_verify())
     return 2

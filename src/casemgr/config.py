@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     shutdown_grace_seconds: int = 20
+    # The due-task engine: how often it runs in each worker (0: never; use `casemgr tasks
+    # run` from cron instead), and how long a task stays overdue before it escalates.
+    task_engine_interval_seconds: int = 300
+    task_escalate_after_hours: int = 72
 
     @property
     def is_production(self) -> bool:
@@ -162,6 +166,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "argon2_memory_kib": ("CASEMGR_ARGON2_MEMORY_KIB", 8),
         "max_body_bytes": ("CASEMGR_MAX_BODY_BYTES", 1024),
         "shutdown_grace_seconds": ("CASEMGR_SHUTDOWN_GRACE_SECONDS", 0),
+        "task_engine_interval_seconds": ("CASEMGR_TASK_ENGINE_INTERVAL_SECONDS", 0),
+        "task_escalate_after_hours": ("CASEMGR_TASK_ESCALATE_AFTER_HOURS", 1),
     }
     for field, (name, minimum) in integers.items():
         raw = get(name)

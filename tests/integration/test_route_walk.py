@@ -15,7 +15,7 @@ import pytest
 from litestar import Litestar
 
 from casemgr.app import create_app
-from casemgr.auth.principal import Role
+from casemgr.auth.principal import STAFF_ROLES, Role
 from casemgr.config import Settings
 from casemgr.resources import Resources
 from tests.conftest import PASSWORD, World, audit_rows
@@ -30,13 +30,15 @@ CALLER_IN_D1 = {
     Role.HEALTH_WORKER: "health_d1",
     Role.POLICE_LIAISON: "police_d1",
 }
-# Routes open to every role that act only on the caller's own session or account, or list
-# only what lies inside the caller's own scope: no wrong role or scope exists for them.
+# Routes open to every role that act only on the caller's own session or account, list only
+# what lies inside the caller's own scope, or show reference data holding nothing personal
+# (the contact plan): no wrong role or scope exists for them.
 SELF_SERVICE = {
     ("POST", "/auth/totp/enrol"),
     ("POST", "/auth/totp/verify"),
     ("POST", "/auth/logout"),
     ("GET", "/auth/me"),
+    ("GET", "/contact-plan"),
     ("POST", "/auth/password"),
     ("GET", "/org-units"),
 }
@@ -60,6 +62,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "account_id": world.accounts["off3"].id,
         "unit_id": world.units["d2"].id,
         "person_id": world.persons["cc_o3"],
+        "task_id": world.tasks["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -91,6 +94,13 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
             "judgment_date": "2026-01-01",
         },
         ("POST", "/cases/{case_id}/transitions"): {"to": "suspended", "note": "x"},
+        ("POST", "/cases/{case_id}/contacts"): {
+            "kind": "phone",
+            "outcome": "attended",
+            "occurred_at": "2026-01-01T10:00:00Z",
+        },
+        ("POST", "/tasks/{task_id}/complete"): {"note": "done"},
+        ("PUT", "/contact-plan"): {"program": "drug_rehab", "band": "strict", "interval_days": 10},
         ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
         ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
         ("POST", "/people/{person_id}/addresses"): {
@@ -140,7 +150,7 @@ async def test_every_route_refuses_a_caller_of_the_wrong_role_and_audits_it(
     for method, path, opt in routes(app):
         if opt.get("public"):
             continue
-        wrong_roles = sorted(set(Role) - opt["roles"])
+        wrong_roles = sorted(STAFF_ROLES - opt["roles"])
         if not wrong_roles:
             # Open to every role: either self-service, or an object route whose scope the
             # next test walks.

@@ -14,12 +14,15 @@ class Role(StrEnum):
     POLICE_LIAISON = "police_liaison"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    # Background work (the due-task engine), never an account's role, never a route's.
+    SYSTEM = "system"
 
 
 # Roles that read case data at all (each further limited by scope and program).
 CASE_READERS = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.HEALTH_WORKER, Role.POLICE_LIAISON})
 CASE_WRITERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
-ALL_ROLES = frozenset(Role)
+STAFF_ROLES = frozenset(Role) - {Role.SYSTEM}
+ALL_ROLES = STAFF_ROLES
 
 
 class MfaState(StrEnum):
