@@ -93,7 +93,7 @@ class TaskController(Controller):
             return await service.list_tasks(
                 conn,
                 ctx,
-                state=state,
+                state=status,
                 mine=mine,
                 escalated_to_me=escalated_to_me,
                 org_unit_id=org_unit_id,
