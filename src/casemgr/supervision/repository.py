@@ -139,7 +139,7 @@ UPDATE tasks t SET escalated_at = $1, escalated_to = sup.id
        ORDER BY nlevel(ao.path) DESC, a.id
        LIMIT 1) sup ON true
  WHERE t.case_id = c.id AND t.status = 'open' AND t.escalated_at IS NULL
-   AND t.overdue_at <= $1 - $2::interval
+   AND t.overdue_at <= $1::timestamptz - $2::interval
 """
 _ROOTS = "SELECT id, path::text AS path FROM org_units WHERE parent_id IS NULL ORDER BY id"
 # One engine per city at a time, whichever worker gets there first.
