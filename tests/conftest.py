@@ -180,6 +180,8 @@ class World:
     persons: dict[str, int] = field(default_factory=dict)
     # An open assessment task on each case, due in a week.
     tasks: dict[str, int] = field(default_factory=dict)
+    # A pending court referral to each office.
+    handovers: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -278,6 +280,15 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
                 "INSERT INTO tasks (case_id, kind, due_at) VALUES ($1, 'assessment_due', "
                 "now() + interval '7 days') RETURNING id",
                 cid,
+            )
+        for office in ("o1", "o3"):
+            w.handovers[office] = await owner.fetchval(
+                "INSERT INTO handovers (source, source_name, target_org_unit_id, program, person, deadline, "
+                "created_by) VALUES ('court', 'District Court', $1, 'community_corrections', $2::jsonb, "
+                "now() + interval '10 days', $3) RETURNING id",
+                w.units[office].id,
+                '{"full_name": "Referred Person", "sex": "male", "birth_date": "1990-01-01"}',
+                w.accounts["sup_city"].id,
             )
     return w
 

@@ -19,6 +19,7 @@ from casemgr.auth.controllers import AuthController
 from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
 from casemgr.config import Settings
+from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
 from casemgr.resources import Resources
@@ -83,6 +84,8 @@ def create_app(
             ContactPlanController,
             ContactController,
             TaskController,
+            HandoverController,
+            TransferController,
             AuditController,
         ],
         lifespan=[lifespan],

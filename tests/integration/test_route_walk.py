@@ -39,6 +39,7 @@ SELF_SERVICE = {
     ("POST", "/auth/logout"),
     ("GET", "/auth/me"),
     ("GET", "/contact-plan"),
+    ("GET", "/handovers/intake-deadlines"),
     ("POST", "/auth/password"),
     ("GET", "/org-units"),
 }
@@ -63,6 +64,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "unit_id": world.units["d2"].id,
         "person_id": world.persons["cc_o3"],
         "task_id": world.tasks["cc_o3"],
+        "handover_id": world.handovers["o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -101,6 +103,17 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         },
         ("POST", "/tasks/{task_id}/complete"): {"note": "done"},
         ("PUT", "/contact-plan"): {"program": "drug_rehab", "band": "strict", "interval_days": 10},
+        ("POST", "/handovers/referrals"): {
+            "source": "court",
+            "source_name": "x",
+            "target_org_unit_id": o3,
+            "program": "drug_rehab",
+            "person": {"full_name": "x", "sex": "male", "birth_date": "1990-01-01"},
+            "anchor_date": "2026-01-01",
+        },
+        ("POST", "/cases/{case_id}/transfer"): {"target_org_unit_id": world.units["o1"].id, "note": "x"},
+        ("POST", "/handovers/{handover_id}/accept"): {},
+        ("POST", "/handovers/{handover_id}/reject"): {"note": "x"},
         ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
         ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
         ("POST", "/people/{person_id}/addresses"): {

@@ -157,7 +157,9 @@ class CaseController(Controller):
         """Move the case along its lifecycle; a move it does not allow is a 409."""
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            return await service.transition(conn, ctx, resources.keyring, case_id, data)
+            return await service.transition(
+                conn, ctx, resources.keyring, case_id, data, resources.clock.now()
+            )
 
     @get("/{case_id:int}/events", opt=access("case.events_read", CASE_READERS, purpose=True))
     async def list_events(self, request: AnyRequest, case_id: IdPath, ctx: Ctx) -> list[CaseEvent]:

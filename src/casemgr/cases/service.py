@@ -9,6 +9,7 @@ row-level policies, which decide again on their own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,8 @@ from casemgr.errors import Forbidden, NotFound, ValidationFailed
 from casemgr.orgunits.service import unit_in_scope
 from casemgr.pagination import cut_page
 from casemgr.people import service as people
+from casemgr.supervision import repository as tasks
+from casemgr.supervision.schemas import TaskKind
 
 _OPENING_STATES = (CaseStatus.REFERRED, CaseStatus.PENDING_INTAKE, CaseStatus.ACTIVE)
 
@@ -195,7 +198,16 @@ async def list_cases(
     return CasePage(items=page, next_after=next_after)
 
 
-async def create(conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring, data: CaseCreate) -> Case:
+async def create(
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    keyring: Keyring,
+    data: CaseCreate,
+    *,
+    link_registered_person: bool = False,
+) -> Case:
+    """Open a case. ``link_registered_person``: the caller proved the person's identity
+    otherwise (a referral carrying their ID number), so the person may lie outside scope."""
     caller = ctx.caller
     if (data.person_id is None) == (data.person is None):
         raise ValidationFailed(
@@ -224,7 +236,8 @@ async def create(conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring
     else:
         assert data.person_id is not None
         person_id = data.person_id
-        await people.check_readable(conn, ctx, person_id)
+        if not link_registered_person:
+            await people.check_readable(conn, ctx, person_id)
     case_id = await repository.insert_case(
         conn,
         person_id=person_id,
@@ -292,7 +305,12 @@ async def put_detail(
 
 
 async def transition(
-    conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring, case_id: int, move: Transition
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    keyring: Keyring,
+    case_id: int,
+    move: Transition,
+    now: datetime,
 ) -> Case:
     """Move a case along its lifecycle; the move and its reason become a case event."""
     await _locate(conn, ctx, case_id, may_write, "change")
@@ -315,6 +333,11 @@ async def transition(
         to_status=move.to,
         note=move.note,
     )
+    if move.to is CaseStatus.ACTIVE:
+        # Registered and taken on: the intake the handover asked for is done.
+        await tasks.complete_open(
+            conn, case_id, TaskKind.INTAKE_DUE, at=now, by=ctx.caller.account_id, note=move.note
+        )
     await audit.record(conn, ctx, "case.transition", object_type="case", object_id=case_id)
     return await _fetch(conn, ctx, case_id, keyring)
 

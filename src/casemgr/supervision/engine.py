@@ -20,6 +20,7 @@ from casemgr.auth.principal import MfaState, Principal, Role
 from casemgr.clock import Clock
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
+from casemgr.handovers import repository as handovers
 from casemgr.supervision import repository
 from casemgr.supervision.schemas import EngineReport
 
@@ -40,7 +41,7 @@ def system_principal(root_id: int, root_path: str) -> Principal:
 async def run_once(pool: asyncpg.Pool, now: datetime, *, escalate_after: timedelta) -> EngineReport:
     async with pool.acquire() as conn:
         roots = await repository.roots(conn)  # type: ignore[arg-type]
-    created = cancelled = overdue = escalated = 0
+    created = cancelled = overdue = escalated = alerts = 0
     for root_id, root_path in roots:
         principal = system_principal(root_id, root_path)
         async with scoped_transaction(pool, principal) as conn:
@@ -50,11 +51,14 @@ async def run_once(pool: asyncpg.Pool, now: datetime, *, escalate_after: timedel
             created += await repository.create_due_tasks(conn, now)
             overdue += await repository.mark_overdue(conn, now)
             escalated += await repository.escalate(conn, now, escalate_after)
+            alerts += await handovers.raise_alerts(conn, now)
             ctx = RequestContext(request_id=f"task-engine-{root_id}", principal=None)
             await audit.record(
                 conn, ctx, "tasks.engine_run", object_type="org_unit", object_id=root_id, reason="scheduler"
             )
-    return EngineReport(created=created, cancelled=cancelled, overdue=overdue, escalated=escalated)
+    return EngineReport(
+        created=created, cancelled=cancelled, overdue=overdue, escalated=escalated, alerts=alerts
+    )
 
 
 async def run_forever(

@@ -39,6 +39,10 @@ _TASK_COLUMNS = """
 t.id, t.case_id, t.kind::text AS kind, t.status::text AS status, t.due_at, t.overdue_at,
 t.escalated_at, t.escalated_to, t.completed_at, c.officer_id, c.org_unit_id, c.program::text AS program
 """
+_ADD_TASK = """
+INSERT INTO tasks (case_id, kind, due_at) VALUES ($1, $2::task_kind, $3)
+ON CONFLICT (case_id, kind) WHERE status = 'open' DO NOTHING
+"""
 _TASK_CASE = "SELECT task_case_id($1)"
 _TASK = f"SELECT {_TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.id = $1"
 _COMPLETE_TASK = """
@@ -181,6 +185,10 @@ async def complete_open(
     conn: asyncpg.Connection, case_id: int, kind: TaskKind, *, at: datetime, by: int, note: str | None
 ) -> int:
     return _count(await conn.execute(_COMPLETE_OPEN, case_id, kind.value, at, by, note))
+
+
+async def add_task(conn: asyncpg.Connection, case_id: int, kind: TaskKind, due_at: datetime) -> None:
+    await conn.execute(_ADD_TASK, case_id, kind.value, due_at)
 
 
 async def task_case_id(conn: asyncpg.Connection, task_id: int) -> int | None:

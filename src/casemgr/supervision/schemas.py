@@ -108,3 +108,5 @@ class EngineReport(msgspec.Struct, frozen=True, kw_only=True):
     cancelled: int = 0
     overdue: int = 0
     escalated: int = 0
+    # Missed intakes and overdue tasks raised as alerts.
+    alerts: int = 0
