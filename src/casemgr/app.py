@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from casemgr.accounts.controllers import AccountController
+from casemgr.alerts.controllers import AlertController
 from casemgr.audit.controllers import AuditController
 from casemgr.auth.controllers import AuthController
 from casemgr.cases.controllers import CaseController
@@ -86,6 +87,7 @@ def create_app(
             TaskController,
             HandoverController,
             TransferController,
+            AlertController,
             AuditController,
         ],
         lifespan=[lifespan],
