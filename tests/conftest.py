@@ -182,6 +182,9 @@ class World:
     tasks: dict[str, int] = field(default_factory=dict)
     # A pending court referral to each office.
     handovers: dict[str, int] = field(default_factory=dict)
+    # A service referral and a document on each case.
+    service_referrals: dict[str, int] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -280,6 +283,19 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
                 "INSERT INTO tasks (case_id, kind, due_at) VALUES ($1, 'assessment_due', "
                 "now() + interval '7 days') RETURNING id",
                 cid,
+            )
+            w.service_referrals[name] = await owner.fetchval(
+                "INSERT INTO service_referrals (case_id, service, provider, created_by) "
+                "VALUES ($1, 'employment', 'Job Centre', $2) RETURNING id",
+                cid,
+                w.accounts[officer].id,
+            )
+            w.documents[name] = await owner.fetchval(
+                "INSERT INTO case_documents (case_id, filename, content_type, size_bytes, sha256, sealed, "
+                "created_by) VALUES ($1, 'order.pdf', 'application/pdf', 5, '\\x00', '\\x00', $2) "
+                "RETURNING id",
+                cid,
+                w.accounts[officer].id,
             )
         for office in ("o1", "o3"):
             w.handovers[office] = await owner.fetchval(

@@ -23,6 +23,7 @@ from casemgr.config import Settings
 from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
+from casemgr.records.controllers import CaseRecordsController, RecordController
 from casemgr.resources import Resources
 from casemgr.supervision import engine as task_engine
 from casemgr.supervision.controllers import ContactController, ContactPlanController, TaskController
@@ -87,6 +88,8 @@ def create_app(
             TaskController,
             HandoverController,
             TransferController,
+            CaseRecordsController,
+            RecordController,
             AlertController,
             AuditController,
         ],

@@ -65,6 +65,8 @@ def out_of_scope_path(path: str, world: World) -> str:
         "person_id": world.persons["cc_o3"],
         "task_id": world.tasks["cc_o3"],
         "handover_id": world.handovers["o3"],
+        "document_id": world.documents["cc_o3"],
+        "referral_id": world.service_referrals["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -114,6 +116,9 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         ("POST", "/cases/{case_id}/transfer"): {"target_org_unit_id": world.units["o1"].id, "note": "x"},
         ("POST", "/handovers/{handover_id}/accept"): {},
         ("POST", "/handovers/{handover_id}/reject"): {"note": "x"},
+        ("POST", "/cases/{case_id}/service-referrals"): {"service": "housing", "provider": "x"},
+        ("PATCH", "/service-referrals/{referral_id}"): {"status": "referred"},
+        ("POST", "/cases/{case_id}/notes"): {"body": "x"},
         ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
         ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
         ("POST", "/people/{person_id}/addresses"): {
@@ -194,8 +199,10 @@ async def test_every_object_route_refuses_a_caller_outside_its_scope_and_audits_
             continue
         for role in sorted(opt["roles"]):
             headers = await login_as(CALLER_IN_D1[role], purpose="route walk")
+            # The upload takes its file name from the query string.
+            params = {"filename": "x.pdf"} if path.endswith("/documents") and method == "POST" else None
             response = await client.request(
-                method, out_of_scope_path(path, world), headers=headers, json=body
+                method, out_of_scope_path(path, world), headers=headers, json=body, params=params
             )
             await assert_denied_and_audited(owner, response, 403, opt["action"], "out_of_scope")
             walked += 1
