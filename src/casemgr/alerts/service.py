@@ -9,8 +9,10 @@ from casemgr import audit
 from casemgr.alerts import repository
 from casemgr.alerts.schemas import AlertPage, AlertStatus
 from casemgr.auth.principal import Role
+from casemgr.cases.access import list_filter
 from casemgr.cases.schemas import Program
 from casemgr.context import RequestContext
+from casemgr.orgunits.service import unit_in_scope
 from casemgr.pagination import cut_page
 
 
@@ -22,20 +24,26 @@ async def list_alerts(
     kind: str | None,
     after: int | None,
     limit: int,
+    org_unit_id: int | None = None,
+    program: Program | None = None,
 ) -> AlertPage:
     caller = ctx.caller
+    # An alert on a case is shown to whoever may read that case, as cases.access says.
+    rules = list_filter(caller, program, object_type="alert")
+    path = caller.scope
+    if org_unit_id is not None:
+        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
     items = await repository.list_alerts(
         conn,
-        path=caller.scope,
+        path=path,
         status=status.value if status else None,
         kind=kind,
         after=after,
         limit=limit + 1,
-        # Alerts about a handover with no case yet belong to the offices that take people on.
+        # Alerts about a referral with no case yet belong to the offices that take people on.
         include_unattached=caller.role in (Role.OFFICER, Role.SUPERVISOR),
-        # An alert on a case is shown to whoever may read that case, as cases.access says.
-        program_only=Program.SEVERE_MENTAL_ILLNESS.value if caller.role is Role.HEALTH_WORKER else None,
-        shared_only=caller.role is Role.POLICE_LIAISON,
+        program=rules.program.value if rules.program else None,
+        shared_only=rules.shared_with_police_only,
     )
     await audit.record(conn, ctx, "alert.list", object_type="alert")
     page, next_after = cut_page(items, limit, key=lambda a: a.id)

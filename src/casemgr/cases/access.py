@@ -7,8 +7,11 @@ rules again.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from casemgr.auth.principal import Principal, Role
 from casemgr.cases.schemas import CaseLocation, Program
+from casemgr.errors import Forbidden
 
 
 def may_read(caller: Principal, loc: CaseLocation) -> str | None:
@@ -40,3 +43,23 @@ def may_write_detail(caller: Principal, loc: CaseLocation) -> str | None:
     if caller.role is Role.HEALTH_WORKER and caller.sees(loc.org_path):
         return None if loc.program is Program.SEVERE_MENTAL_ILLNESS else "program_not_cleared"
     return may_write(caller, loc)
+
+
+class ListFilter(NamedTuple):
+    """may_read as filters for lists: the program a role is held to, and police sharing."""
+
+    program: Program | None
+    shared_with_police_only: bool
+
+
+def list_filter(caller: Principal, program: Program | None, *, object_type: str) -> ListFilter:
+    """The filters a list must apply for this caller; a program they may not read is a 403."""
+    if caller.role is Role.HEALTH_WORKER:
+        if program not in (None, Program.SEVERE_MENTAL_ILLNESS):
+            raise Forbidden(
+                "health workers read severe-mental-illness cases only",
+                reason="program_not_cleared",
+                object_type=object_type,
+            )
+        program = Program.SEVERE_MENTAL_ILLNESS
+    return ListFilter(program=program, shared_with_police_only=caller.role is Role.POLICE_LIAISON)

@@ -58,6 +58,7 @@ class CaseController(Controller):
             int | None, QueryParameter(ge=1, le=MAX_ID, description="only this subtree")
         ] = None,
         mine: Annotated[bool, QueryParameter(description="only my own caseload")] = False,
+        overdue: Annotated[bool, QueryParameter(description="only cases with an overdue task")] = False,
         after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> CasePage:
@@ -73,6 +74,7 @@ class CaseController(Controller):
                 status=status,
                 level=level,
                 org_unit_id=org_unit_id,
+                overdue=overdue,
             )
 
     @get("/export", opt=access("case.export", CASE_READERS, purpose=True), media_type="text/csv")

@@ -57,6 +57,9 @@ SELECT c.id, c.program::text AS program, c.status::text AS status,
    AND (NOT $6::boolean OR c.shared_with_police)
    AND ($7::case_status IS NULL OR c.status = $7::case_status)
    AND ($8::supervision_level IS NULL OR c.supervision_level = $8::supervision_level)
+   AND (NOT $9::boolean
+        OR EXISTS (SELECT 1 FROM tasks t
+                    WHERE t.case_id = c.id AND t.status = 'open' AND t.overdue_at IS NOT NULL))
  ORDER BY c.id
  LIMIT $5
 """
@@ -176,6 +179,7 @@ async def list_under(
     shared_with_police_only: bool = False,
     status: CaseStatus | None = None,
     level: SupervisionLevel | None = None,
+    overdue_only: bool = False,
 ) -> list[CaseSummary]:
     records = await conn.fetch(
         _LIST,
@@ -187,6 +191,7 @@ async def list_under(
         shared_with_police_only,
         status.value if status else None,
         level.value if level else None,
+        overdue_only,
     )
     return [msgspec.convert(dict(r), CaseSummary) for r in records]
 

@@ -18,7 +18,7 @@ import msgspec
 from casemgr import audit
 from casemgr.auth.principal import Principal, Role
 from casemgr.cases import lifecycle, programs, repository
-from casemgr.cases.access import may_read, may_write, may_write_detail
+from casemgr.cases.access import list_filter, may_read, may_write, may_write_detail
 from casemgr.cases.programs import ProgramDetail
 from casemgr.cases.repository import StoredCase
 from casemgr.cases.schemas import (
@@ -166,32 +166,27 @@ async def list_cases(
     status: CaseStatus | None = None,
     level: SupervisionLevel | None = None,
     org_unit_id: int | None = None,
+    overdue: bool = False,
     action: str = "case.list",
 ) -> CasePage:
     caller = ctx.caller
     # The same rules as may_read, as filters: the row policies would drop the rest anyway,
     # but the application does not lean on them.
-    if caller.role is Role.HEALTH_WORKER:
-        if program not in (None, Program.SEVERE_MENTAL_ILLNESS):
-            raise Forbidden(
-                "health workers read severe-mental-illness cases only",
-                reason="program_not_cleared",
-                object_type="case",
-            )
-        program = Program.SEVERE_MENTAL_ILLNESS
+    rules = list_filter(caller, program, object_type="case")
     path = caller.scope
     if org_unit_id is not None:
         path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
     items = await repository.list_under(
         conn,
         path=path,
-        program=program,
+        program=rules.program,
         officer_id=caller.account_id if mine else None,
         after=after,
         limit=limit + 1,
-        shared_with_police_only=caller.role is Role.POLICE_LIAISON,
+        shared_with_police_only=rules.shared_with_police_only,
         status=status,
         level=level,
+        overdue_only=overdue,
     )
     await audit.record(conn, ctx, action, object_type="case")
     page, next_after = cut_page(items, limit, key=lambda c: c.id)

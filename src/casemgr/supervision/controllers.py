@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from casemgr.auth.principal import ALL_ROLES, CASE_READERS, CASE_WRITERS, Role
+from casemgr.cases.schemas import Program
 from casemgr.db import scoped_transaction
 from casemgr.supervision import service
 from casemgr.supervision.schemas import (
@@ -18,6 +19,7 @@ from casemgr.supervision.schemas import (
     PlanRuleUpdate,
     Task,
     TaskCompletion,
+    TaskKind,
     TaskPage,
     TaskState,
 )
@@ -85,6 +87,8 @@ class TaskController(Controller):
         mine: Annotated[bool, QueryParameter(description="only tasks of my own caseload")] = False,
         escalated_to_me: FromQuery[bool] = False,
         org_unit_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        program: FromQuery[Program | None] = None,
+        kind: FromQuery[TaskKind | None] = None,
         after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> TaskPage:
@@ -99,6 +103,8 @@ class TaskController(Controller):
                 org_unit_id=org_unit_id,
                 after=after,
                 limit=limit,
+                program=program,
+                kind=kind,
             )
 
     @post("/{task_id:int}/complete", status_code=200, opt=access("task.complete", RECORDERS))

@@ -65,6 +65,7 @@ SELECT {_TASK_COLUMNS}
    AND ($5::program IS NULL OR c.program = $5::program)
    AND (NOT $6::boolean OR c.shared_with_police)
    AND ($7::bigint IS NULL OR t.id > $7)
+   AND ($9::task_kind IS NULL OR t.kind = $9::task_kind)
  ORDER BY t.id
  LIMIT $8
 """
@@ -217,6 +218,7 @@ async def list_tasks(
     shared_only: bool,
     after: int | None,
     limit: int,
+    kind: str | None = None,
 ) -> list[Task]:
     records = await conn.fetch(
         _LIST_TASKS,
@@ -228,6 +230,7 @@ async def list_tasks(
         shared_only,
         after,
         limit,
+        kind,
     )
     return [msgspec.convert(dict(r), Task) for r in records]
 

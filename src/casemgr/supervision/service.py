@@ -7,9 +7,8 @@ from datetime import datetime
 import asyncpg
 
 from casemgr import audit
-from casemgr.auth.principal import Role
 from casemgr.cases import repository as cases
-from casemgr.cases.access import may_read, may_write_detail
+from casemgr.cases.access import list_filter, may_read, may_write_detail
 from casemgr.cases.schemas import CaseLocation, Program
 from casemgr.context import RequestContext
 from casemgr.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -103,8 +102,11 @@ async def list_tasks(
     org_unit_id: int | None,
     after: int | None,
     limit: int,
+    program: Program | None = None,
+    kind: TaskKind | None = None,
 ) -> TaskPage:
     caller = ctx.caller
+    rules = list_filter(caller, program, object_type="task")
     path = caller.scope
     if org_unit_id is not None:
         path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
@@ -114,10 +116,11 @@ async def list_tasks(
         state=state.value,
         officer_id=caller.account_id if mine else None,
         escalated_to=caller.account_id if escalated_to_me else None,
-        program=Program.SEVERE_MENTAL_ILLNESS if caller.role is Role.HEALTH_WORKER else None,
-        shared_only=caller.role is Role.POLICE_LIAISON,
+        program=rules.program,
+        shared_only=rules.shared_with_police_only,
         after=after,
         limit=limit + 1,
+        kind=kind.value if kind else None,
     )
     await audit.record(conn, ctx, "task.list", object_type="task")
     page, next_after = cut_page(items, limit, key=lambda t: t.id)
