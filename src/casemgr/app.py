@@ -25,6 +25,7 @@ from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
 from casemgr.records.controllers import CaseRecordsController, RecordController
 from casemgr.resources import Resources
+from casemgr.statistics.controllers import StatisticsController
 from casemgr.supervision import engine as task_engine
 from casemgr.supervision.controllers import ContactController, ContactPlanController, TaskController
 from casemgr.web import health
@@ -91,6 +92,7 @@ def create_app(
             CaseRecordsController,
             RecordController,
             AlertController,
+            StatisticsController,
             AuditController,
         ],
         lifespan=[lifespan],
