@@ -64,15 +64,29 @@ def _passwords(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
-async def _seed_demo() -> int:
+async def _seed_demo(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from casemgr.crypto import Keyring
+    from casemgr.db import create_pool
     from casemgr.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+    from casemgr.supervision.engine import run_once
 
     settings = _settings()
     conn = await asyncpg.connect(settings.database_url)
     try:
-        created = await seed_demo(conn, _passwords(settings))
+        created = await seed_demo(conn, _passwords(settings), Keyring(settings.data_keys), people=args.people)
     finally:
         await conn.close()
+    if created:
+        # Plan the due contacts, assessments and reviews, and mark what is late already.
+        pool = await create_pool(settings.app_database_url, min_size=1, max_size=2)
+        try:
+            await run_once(
+                pool, datetime.now(UTC), escalate_after=timedelta(hours=settings.task_escalate_after_hours)
+            )
+        finally:
+            await pool.close()
     print("demo city seeded" if created else "demo city already present; nothing changed")
     print(f"demo logins (password {DEMO_PASSWORD!r}):")
     for login in DEMO_LOGINS:
@@ -163,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     commands.add_parser("migrate", help="apply pending migrations (as DATABASE_URL's user)")
-    commands.add_parser("seed-demo", help="create the demo city, its accounts and cases")
+    seed = commands.add_parser("seed-demo", help="create the demo city, its accounts and cases")
+    seed.add_argument("--people", type=int, default=3000, help="how many people (default 3000)")
     admin = commands.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--username", required=True)
     admin.add_argument("--display-name")
@@ -192,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate())
     if args.command == "seed-demo":
-        return asyncio.run(_seed_demo())
+        return asyncio.run(_seed_demo(args))
     if args.command == "create-admin":
         return asyncio.run(_create_admin(args))
     if args.command == "tasks":

@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
+from casemgr.people.id_number import is_valid
 from tests.conftest import DATA_KEY, REDIS_URL, create_empty_database, drop_database
 
 
@@ -66,8 +67,22 @@ async def test_the_command_line_migrates_seeds_creates_an_admin_and_verifies_the
     assert first.returncode == 0, first.stderr
     assert "applied 5 migration(s)" in first.stdout or "applied" in first.stdout
     assert "applied 0 migration(s)" in casemgr(env, "migrate").stdout
-    seeded = casemgr(env, "seed-demo")
+    seeded = casemgr(env, "seed-demo", "--people", "400")
     assert seeded.returncode == 0 and "officer.riverside" in seeded.stdout
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        people = await conn.fetch("SELECT full_name, name_pinyin, id_number FROM persons")
+        programs = {r[0] for r in await conn.fetch("SELECT DISTINCT program::text FROM cases")}
+        contacts = await conn.fetchval("SELECT count(*) FROM case_contacts")
+        open_tasks = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = 'open'")
+        done_tasks = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = 'done'")
+        sealed = await conn.fetchval("SELECT count(*) FROM cases WHERE sealed_details IS NOT NULL")
+    finally:
+        await conn.close()
+    assert len(people) == 400 and all(is_valid(p["id_number"]) and p["name_pinyin"] for p in people)
+    assert all("\u4e00" <= p["full_name"][0] <= "\u9fff" for p in people)  # Chinese names
+    assert programs == {"community_corrections", "released_prisoner", "drug_rehab", "severe_mental_illness"}
+    assert contacts > 400 * 5 and open_tasks > 400 and done_tasks > 0 and sealed > 0
     assert "already present" in casemgr(env, "seed-demo").stdout
     admin = casemgr(
         env,
