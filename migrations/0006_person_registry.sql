@@ -17,6 +17,9 @@ CREATE INDEX persons_name_trgm ON persons USING gin (full_name gin_trgm_ops);
 CREATE INDEX persons_pinyin ON persons (name_pinyin text_pattern_ops);
 CREATE INDEX persons_initials ON persons (name_initials text_pattern_ops);
 CREATE INDEX persons_name_birth ON persons (full_name, birth_date);
+CREATE INDEX persons_aliases ON persons USING gin (aliases);
+-- Two-character names have no trigram inside: those are found by their start.
+CREATE INDEX persons_name_prefix ON persons (full_name text_pattern_ops);
 
 CREATE TYPE address_kind AS ENUM ('household_registration', 'residence', 'work');
 

@@ -43,25 +43,30 @@ SELECT c.id, c.program::text AS program, c.status::text AS status,
  WHERE c.id = $1
 """
 # The explicit scope filter is the application's own; the policies filter again.
+# The application's scope filter first (the policies filter again). The page of case ids is
+# found before any person is joined, so a large office costs a page, not its whole caseload.
 _LIST = """
-SELECT c.id, c.program::text AS program, c.status::text AS status,
-       c.supervision_level::text AS supervision_level, c.org_unit_id, c.officer_id, c.person_id,
+WITH units AS MATERIALIZED (SELECT id FROM org_units WHERE path <@ $1::ltree),
+     page AS MATERIALIZED (
+         SELECT c.id, c.program, c.status, c.supervision_level, c.org_unit_id, c.officer_id, c.person_id
+           FROM cases c
+          WHERE c.org_unit_id IN (SELECT id FROM units)
+            AND ($2::program IS NULL OR c.program = $2::program)
+            AND ($3::bigint IS NULL OR c.officer_id = $3)
+            AND ($4::bigint IS NULL OR c.id > $4)
+            AND (NOT $6::boolean OR c.shared_with_police)
+            AND ($7::case_status IS NULL OR c.status = $7::case_status)
+            AND ($8::supervision_level IS NULL OR c.supervision_level = $8::supervision_level)
+            AND (NOT $9::boolean
+                 OR EXISTS (SELECT 1 FROM tasks t
+                             WHERE t.case_id = c.id AND t.status = 'open' AND t.overdue_at IS NOT NULL))
+          ORDER BY c.id
+          LIMIT $5)
+SELECT page.id, page.program::text AS program, page.status::text AS status,
+       page.supervision_level::text AS supervision_level, page.org_unit_id, page.officer_id, page.person_id,
        p.full_name
-  FROM cases c
-  JOIN persons p ON p.id = c.person_id
-  JOIN org_units o ON o.id = c.org_unit_id
- WHERE o.path <@ $1::ltree
-   AND ($2::program IS NULL OR c.program = $2::program)
-   AND ($3::bigint IS NULL OR c.officer_id = $3)
-   AND ($4::bigint IS NULL OR c.id > $4)
-   AND (NOT $6::boolean OR c.shared_with_police)
-   AND ($7::case_status IS NULL OR c.status = $7::case_status)
-   AND ($8::supervision_level IS NULL OR c.supervision_level = $8::supervision_level)
-   AND (NOT $9::boolean
-        OR EXISTS (SELECT 1 FROM tasks t
-                    WHERE t.case_id = c.id AND t.status = 'open' AND t.overdue_at IS NOT NULL))
- ORDER BY c.id
- LIMIT $5
+  FROM page JOIN persons p ON p.id = page.person_id
+ ORDER BY page.id
 """
 _UPDATE = """
 UPDATE cases

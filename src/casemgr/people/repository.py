@@ -68,25 +68,28 @@ SELECT c.id, c.program::text AS program, c.status::text AS status, c.org_unit_id
  ORDER BY c.id
 """
 # Persons the caller may see: registered inside their scope (officers and supervisors), or
-# holding a case the caller may read. Mirrors people.service.may_read_person.
+# holding a case the caller may read (mirrors people.service.may_read_person). The matches are
+# found first, each through its own index, and only they are checked against the scope.
 _SEARCH = r"""
+WITH units AS MATERIALIZED (SELECT id FROM org_units WHERE path <@ $1::ltree),
+     matches AS MATERIALIZED (
+         SELECT id FROM persons WHERE id_number = $5
+         UNION SELECT id FROM persons WHERE full_name LIKE $10 || '%'
+         UNION SELECT id FROM persons WHERE $6 <> '' AND full_name LIKE '%' || $6 || '%'
+         UNION SELECT id FROM persons WHERE $7 <> '' AND name_pinyin LIKE $7 || '%'
+         UNION SELECT id FROM persons WHERE $7 <> '' AND name_initials LIKE $7 || '%'
+         UNION SELECT id FROM persons WHERE aliases @> ARRAY[$5::text])
 SELECT p.id, p.full_name, p.name_pinyin, p.sex, p.birth_date, p.id_number, p.org_unit_id
-  FROM persons p
- WHERE (
-         ($2::boolean AND p.org_unit_id IN (SELECT id FROM org_units WHERE path <@ $1::ltree))
+  FROM matches m JOIN persons p ON p.id = m.id
+ WHERE ($8::bigint IS NULL OR p.id > $8)
+   AND (
+         ($2::boolean AND p.org_unit_id IN (SELECT id FROM units))
          OR EXISTS (
-             SELECT 1 FROM cases c JOIN org_units o ON o.id = c.org_unit_id
-              WHERE c.person_id = p.id AND o.path <@ $1::ltree
+             SELECT 1 FROM cases c
+              WHERE c.person_id = p.id AND c.org_unit_id IN (SELECT id FROM units)
                 AND ($3::program IS NULL OR c.program = $3::program)
                 AND (NOT $4::boolean OR c.shared_with_police))
        )
-   AND (
-         p.id_number = $5
-         OR p.full_name LIKE '%' || $6 || '%'
-         OR ($7 <> '' AND (p.name_pinyin LIKE $7 || '%' OR p.name_initials LIKE $7 || '%'))
-         OR $5 = ANY (p.aliases)
-       )
-   AND ($8::bigint IS NULL OR p.id > $8)
  ORDER BY p.id
  LIMIT $9
 """
@@ -239,8 +242,9 @@ async def search(
     prefix: str,
     after: int | None,
     limit: int,
+    starts: str,
 ) -> list[PersonSummary]:
     records = await conn.fetch(
-        _SEARCH, scope, registers, program_only, shared_only, exact, contains, prefix, after, limit
+        _SEARCH, scope, registers, program_only, shared_only, exact, contains, prefix, after, limit, starts
     )
     return [msgspec.convert(dict(r), PersonSummary) for r in records]

@@ -228,7 +228,10 @@ async def search(
         program_only=Program.SEVERE_MENTAL_ILLNESS.value if caller.role is Role.HEALTH_WORKER else None,
         shared_only=caller.role is Role.POLICE_LIAISON,
         exact=text.upper() if len(text) == 18 else text,
-        contains=_escape_like(text),
+        # A part of a name is looked for inside names from three characters on (the trigram
+        # index needs three); shorter texts match names that start with them.
+        contains=_escape_like(text) if len(text) >= 3 else "",
+        starts=_escape_like(text),
         prefix=_escape_like(key) if len(key) >= 2 else "",
         after=after,
         limit=limit + 1,
