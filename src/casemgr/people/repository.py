@@ -67,31 +67,13 @@ SELECT c.id, c.program::text AS program, c.status::text AS status, c.org_unit_id
  WHERE c.person_id = $1
  ORDER BY c.id
 """
-# Persons the caller may see: registered inside their scope (officers and supervisors), or
-# holding a case the caller may read (mirrors people.service.may_read_person). The matches are
-# found first, each through its own index, and only they are checked against the scope.
-_SEARCH = r"""
-WITH units AS MATERIALIZED (SELECT id FROM org_units WHERE path <@ $1::ltree),
-     matches AS MATERIALIZED (
-         SELECT id FROM persons WHERE id_number = $5
-         UNION SELECT id FROM persons WHERE full_name LIKE $10 || '%'
-         UNION SELECT id FROM persons WHERE $6 <> '' AND full_name LIKE '%' || $6 || '%'
-         UNION SELECT id FROM persons WHERE $7 <> '' AND name_pinyin LIKE $7 || '%'
-         UNION SELECT id FROM persons WHERE $7 <> '' AND name_initials LIKE $7 || '%'
-         UNION SELECT id FROM persons WHERE aliases @> ARRAY[$5::text])
+# The matching runs in person_search_ids (migration 0011) inside the caller's scope and role
+# rules; the rows it names are then read here, under the policies.
+_SEARCH = """
 SELECT p.id, p.full_name, p.name_pinyin, p.sex, p.birth_date, p.id_number, p.org_unit_id
-  FROM matches m JOIN persons p ON p.id = m.id
- WHERE ($8::bigint IS NULL OR p.id > $8)
-   AND (
-         ($2::boolean AND p.org_unit_id IN (SELECT id FROM units))
-         OR EXISTS (
-             SELECT 1 FROM cases c
-              WHERE c.person_id = p.id AND c.org_unit_id IN (SELECT id FROM units)
-                AND ($3::program IS NULL OR c.program = $3::program)
-                AND (NOT $4::boolean OR c.shared_with_police))
-       )
+  FROM persons p
+ WHERE p.id IN (SELECT person_search_ids($1, $2, $3, $4, $5, $6))
  ORDER BY p.id
- LIMIT $9
 """
 
 
@@ -233,18 +215,14 @@ async def cases_of(conn: asyncpg.Connection, person_id: int) -> list[CaseOfPerso
 async def search(
     conn: asyncpg.Connection,
     *,
-    scope: str,
-    registers: bool,
-    program_only: str | None,
-    shared_only: bool,
     exact: str,
     contains: str,
     prefix: str,
+    starts: str,
     after: int | None,
     limit: int,
-    starts: str,
 ) -> list[PersonSummary]:
-    records = await conn.fetch(
-        _SEARCH, scope, registers, program_only, shared_only, exact, contains, prefix, after, limit, starts
-    )
+    """People the transaction's caller may see whose name, alias, pinyin, initials or ID
+    number match (the role rules come from the transaction's scope settings)."""
+    records = await conn.fetch(_SEARCH, exact, contains, prefix, starts, after, limit)
     return [msgspec.convert(dict(r), PersonSummary) for r in records]

@@ -12,7 +12,7 @@ import msgspec
 from casemgr import audit
 from casemgr.auth.principal import Principal, Role
 from casemgr.cases.access import may_read
-from casemgr.cases.schemas import CaseLocation, Program
+from casemgr.cases.schemas import CaseLocation
 from casemgr.context import RequestContext
 from casemgr.errors import DuplicatePerson, Forbidden, NotFound, PossibleDuplicate, ValidationFailed
 from casemgr.orgunits.service import unit_in_scope
@@ -218,21 +218,18 @@ async def search(
     conn: asyncpg.Connection, ctx: RequestContext, query: str, *, after: int | None, limit: int
 ) -> PersonPage:
     """People the caller may see whose name, alias, pinyin, initials or ID number match."""
-    caller = ctx.caller
     text = query.strip()
     key = search_key(text)
+    # The role rules (registered in scope, or a case the role may read) are applied inside
+    # the search from the transaction's scope, exactly as the policies apply them.
     items = await repository.search(
         conn,
-        scope=caller.scope,
-        registers=caller.role in _REGISTRARS,
-        program_only=Program.SEVERE_MENTAL_ILLNESS.value if caller.role is Role.HEALTH_WORKER else None,
-        shared_only=caller.role is Role.POLICE_LIAISON,
         exact=text.upper() if len(text) == 18 else text,
         # A part of a name is looked for inside names from three characters on (the trigram
         # index needs three); shorter texts match names that start with them.
         contains=_escape_like(text) if len(text) >= 3 else "",
-        starts=_escape_like(text),
         prefix=_escape_like(key) if len(key) >= 2 else "",
+        starts=_escape_like(text),
         after=after,
         limit=limit + 1,
     )
