@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-password-2026"
 DISTRICTS, OFFICES_PER_DISTRICT, COMMUNITIES_PER_OFFICE, OFFICERS_PER_OFFICE = 10, 10, 5, 5
 PURPOSE = {"X-Purpose": "benchmark"}
+WARM_UP_SECONDS = 5
 
 
 def admin_url() -> str:
@@ -204,8 +205,8 @@ def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the service did not start")
 
 
-async def officer(client: httpx.AsyncClient, token: str, stop_at: float, samples: dict[str, list[float]],
-                  rng: random.Random, think_s: float) -> None:
+async def officer(client: httpx.AsyncClient, token: str, record_from: float, stop_at: float,
+                  samples: dict[str, list[float]], rng: random.Random, think_s: float) -> None:
     if True:
         headers = {"Authorization": f"Bearer {token}"}
         case_ids: list[int] = []
@@ -224,7 +225,8 @@ async def officer(client: httpx.AsyncClient, token: str, stop_at: float, samples
                         continue
                     response = await client.get(f"/cases/{rng.choice(case_ids)}", headers={**headers, **PURPOSE})
                 response.raise_for_status()
-                samples[op].append((time.perf_counter() - started) * 1000)
+                if time.monotonic() >= record_from:  # after the warm-up (connections, prepared statements)
+                    samples[op].append((time.perf_counter() - started) * 1000)
                 if think_s > 0:  # an officer reads what they got before the next click
                     await asyncio.sleep(rng.expovariate(1 / think_s))
 
@@ -239,8 +241,9 @@ async def drive(port: int, usernames: list[str], seconds: float, think_s: float)
             login = await client.post("/auth/login", json={"username": username, "password": PASSWORD})
             login.raise_for_status()
             tokens.append(login.json()["token"])
-        stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(officer(c, t, stop_at, samples, random.Random(rng.random()), think_s)
+        record_from = time.monotonic() + WARM_UP_SECONDS
+        stop_at = record_from + seconds
+        await asyncio.gather(*(officer(c, t, record_from, stop_at, samples, random.Random(rng.random()), think_s)
                                for c, t in zip(clients, tokens, strict=True)))
     finally:
         for client in clients:
