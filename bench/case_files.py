@@ -126,8 +126,8 @@ async def load(dsn: str, people: int, contacts: int) -> dict[str, float]:
             """
             WITH g AS (
                 SELECT n, (n * 7919) % cardinality($1::text[]) + 1 AS s, (n * 104729) % cardinality($4::text[]) + 1 AS v,
-                       date '1955-01-01' + (n % 17500) AS birth, (n / 17500) % 500 AS serial
-                  FROM generate_series(1, $7::int) AS n)
+                       date '1955-01-01' + (n % 17500)::int AS birth, (n / 17500) % 500 AS serial
+                  FROM generate_series(1::bigint, $7::bigint) AS n)
             INSERT INTO persons (full_name, name_pinyin, name_initials, sex, birth_date, id_number, org_unit_id)
             SELECT ($1::text[])[s] || ($4::text[])[v], ($2::text[])[s] || ($5::text[])[v],
                    ($3::text[])[s] || ($6::text[])[v],

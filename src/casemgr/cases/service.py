@@ -46,13 +46,14 @@ from casemgr.supervision.schemas import TaskKind
 _OPENING_STATES = (CaseStatus.REFERRED, CaseStatus.PENDING_INTAKE, CaseStatus.ACTIVE)
 
 
-async def _locate(
+async def authorize_case(
     conn: asyncpg.Connection,
     ctx: RequestContext,
     case_id: int,
     rule: Callable[[Principal, CaseLocation], str | None],
     verb: str,
 ) -> CaseLocation:
+    """The case's location, if the rule lets the caller at it; else 404, or an audited 403."""
     loc = await repository.locate(conn, case_id)
     if loc is None:
         raise NotFound(f"case {case_id} does not exist")
@@ -139,7 +140,7 @@ async def _store_detail(
 
 
 async def read(conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring, case_id: int) -> Case:
-    loc = await _locate(conn, ctx, case_id, may_read, "read")
+    loc = await authorize_case(conn, ctx, case_id, may_read, "read")
     case = await _fetch(conn, ctx, case_id, keyring)
     sensitive = programs.cleared(ctx.caller.role, loc.program) and bool(
         programs.sensitive_fields(loc.program)
@@ -254,7 +255,7 @@ async def create(
 async def update(
     conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring, case_id: int, data: CaseUpdate
 ) -> Case:
-    await _locate(conn, ctx, case_id, may_write, "change")
+    await authorize_case(conn, ctx, case_id, may_write, "change")
     caller = ctx.caller
     note = None if isinstance(data.note, msgspec.UnsetType) else data.note
     officer_id = None if isinstance(data.officer_id, msgspec.UnsetType) else data.officer_id
@@ -292,7 +293,7 @@ async def update(
 async def put_detail(
     conn: asyncpg.Connection, ctx: RequestContext, keyring: Keyring, case_id: int, detail: ProgramDetail
 ) -> Case:
-    loc = await _locate(conn, ctx, case_id, may_write_detail, "change")
+    loc = await authorize_case(conn, ctx, case_id, may_write_detail, "change")
     await _store_detail(conn, ctx, keyring, case_id, loc.program, detail)
     await repository.add_event(conn, case_id, actor_id=ctx.caller.account_id, kind="detail_updated")
     await audit.record(conn, ctx, "case.detail_update", object_type="case", object_id=case_id)
@@ -308,7 +309,7 @@ async def transition(
     now: datetime,
 ) -> Case:
     """Move a case along its lifecycle; the move and its reason become a case event."""
-    await _locate(conn, ctx, case_id, may_write, "change")
+    await authorize_case(conn, ctx, case_id, may_write, "change")
     current = await repository.lock_status(conn, case_id)
     if current is None:
         raise Forbidden(
@@ -338,7 +339,7 @@ async def transition(
 
 
 async def events(conn: asyncpg.Connection, ctx: RequestContext, case_id: int) -> list[CaseEvent]:
-    await _locate(conn, ctx, case_id, may_read, "read")
+    await authorize_case(conn, ctx, case_id, may_read, "read")
     found = await repository.events(conn, case_id)
     await audit.record(conn, ctx, "case.events_read", object_type="case", object_id=case_id)
     return found

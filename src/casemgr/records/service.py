@@ -8,8 +8,8 @@ import hashlib
 import asyncpg
 
 from casemgr import audit
-from casemgr.cases import repository as cases
 from casemgr.cases.access import may_read, may_write_detail
+from casemgr.cases.service import authorize_case
 from casemgr.context import RequestContext
 from casemgr.crypto import Keyring
 from casemgr.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
@@ -37,19 +37,12 @@ async def _case(
 ) -> int:
     if case_id is None:
         raise NotFound(f"{what} does not exist")
-    loc = await cases.locate(conn, case_id)
-    if loc is None:
-        raise NotFound(f"case {case_id} does not exist")
     # Whoever follows a case up (its writers, and health workers on mental-illness cases)
     # keeps its records.
-    denial = may_write_detail(ctx.caller, loc) if write else may_read(ctx.caller, loc)
-    if denial is not None:
-        raise Forbidden(
-            "you may not " + ("add to" if write else "read") + " this case's records",
-            reason=denial,
-            object_type="case",
-            object_id=case_id,
-        )
+    if write:
+        await authorize_case(conn, ctx, case_id, may_write_detail, "add to the records of")
+    else:
+        await authorize_case(conn, ctx, case_id, may_read, "read the records of")
     return case_id
 
 

@@ -10,6 +10,7 @@ from casemgr import audit
 from casemgr.cases import repository as cases
 from casemgr.cases.access import list_filter, may_read, may_write_detail
 from casemgr.cases.schemas import CaseLocation, Program
+from casemgr.cases.service import authorize_case
 from casemgr.context import RequestContext
 from casemgr.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from casemgr.orgunits.service import unit_in_scope
@@ -31,20 +32,11 @@ _CLOSED_BY_RECORDS = (TaskKind.CONTACT_DUE,)
 
 
 async def _case(conn: asyncpg.Connection, ctx: RequestContext, case_id: int, *, write: bool) -> CaseLocation:
-    loc = await cases.locate(conn, case_id)
-    if loc is None:
-        raise NotFound(f"case {case_id} does not exist")
     # Whoever may write the case's detail records its contacts (health workers follow up
     # mental-illness cases too).
-    denial = may_write_detail(ctx.caller, loc) if write else may_read(ctx.caller, loc)
-    if denial is not None:
-        raise Forbidden(
-            "you may not " + ("record on" if write else "read") + " this case",
-            reason=denial,
-            object_type="case",
-            object_id=case_id,
-        )
-    return loc
+    if write:
+        return await authorize_case(conn, ctx, case_id, may_write_detail, "record on")
+    return await authorize_case(conn, ctx, case_id, may_read, "read")
 
 
 async def plan(conn: asyncpg.Connection) -> list[PlanRule]:
