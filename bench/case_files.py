@@ -58,7 +58,7 @@ def with_database(url: str, name: str) -> str:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def create_database(name: str) -> str:
@@ -88,13 +88,17 @@ async def load(dsn: str, people: int, contacts: int) -> dict[str, float]:
         await conn.execute("SET synchronous_commit = off")
         started = time.perf_counter()
         # The org tree: a city, districts, offices, communities.
-        await conn.execute("INSERT INTO org_units (id, parent_id, kind, name, code, path) "
-                           "VALUES (1, NULL, 'city', 'Bench City', 'B', 'n1')")
+        await conn.execute(
+            "INSERT INTO org_units (id, parent_id, kind, name, code, path) "
+            "VALUES (1, NULL, 'city', 'Bench City', 'B', 'n1')"
+        )
         unit_id = 1
         offices: list[int] = []
         communities: dict[int, list[int]] = {}
-        insert_unit = ("INSERT INTO org_units (id, parent_id, kind, name, code, path) "
-                       "VALUES ($1, $2, $3::org_unit_kind, $4, $4, $5::ltree)")
+        insert_unit = (
+            "INSERT INTO org_units (id, parent_id, kind, name, code, path) "
+            "VALUES ($1, $2, $3::org_unit_kind, $4, $4, $5::ltree)"
+        )
         for d in range(DISTRICTS):
             unit_id += 1
             district, district_path = unit_id, f"n1.n{unit_id}"
@@ -108,15 +112,25 @@ async def load(dsn: str, people: int, contacts: int) -> dict[str, float]:
                 for c in range(COMMUNITIES_PER_OFFICE):
                     unit_id += 1
                     communities[office].append(unit_id)
-                    await conn.execute(insert_unit, unit_id, office, "community", f"B-D{d}-O{o}-C{c}",
-                                       f"{office_path}.n{unit_id}")
+                    await conn.execute(
+                        insert_unit,
+                        unit_id,
+                        office,
+                        "community",
+                        f"B-D{d}-O{o}-C{c}",
+                        f"{office_path}.n{unit_id}",
+                    )
         await conn.execute("SELECT setval(pg_get_serial_sequence('org_units', 'id'), $1)", unit_id)
         password_hash = await Passwords(time_cost=1, memory_kib=1024, parallelism=1).hash(PASSWORD)
-        await conn.execute("""
+        await conn.execute(
+            """
             INSERT INTO accounts (username, display_name, role, org_unit_id, password_hash)
             SELECT 'officer.' || o || '.' || k, 'Officer ' || o || '.' || k, 'officer', o, $2
               FROM unnest($1::bigint[]) AS o, generate_series(1, $3) AS k""",
-            offices, password_hash, OFFICERS_PER_OFFICE)
+            offices,
+            password_hash,
+            OFFICERS_PER_OFFICE,
+        )
         # Names: a surname and one or two given characters, with their pinyin.
         givens = [g for g in GIVEN] + [a + b for a in GIVEN for b in GIVEN]
         sur_py = [romanise(s) for s in SURNAMES]
@@ -138,8 +152,14 @@ async def load(dsn: str, people: int, contacts: int) -> dict[str, float]:
                                       || CASE WHEN n % 4 = 0 THEN (2 * (n % 5))::text
                                               ELSE (2 * (n % 5) + 1)::text END AS first17) f
             """,
-            SURNAMES, [p for p, _ in sur_py], [i for _, i in sur_py], givens, [p for p, _ in giv_py],
-            [i for _, i in giv_py], people, [c for cs in communities.values() for c in cs],
+            SURNAMES,
+            [p for p, _ in sur_py],
+            [i for _, i in sur_py],
+            givens,
+            [p for p, _ in giv_py],
+            [i for _, i in giv_py],
+            people,
+            [c for cs in communities.values() for c in cs],
         )
         timings["persons_s"] = time.perf_counter() - started
         step = time.perf_counter()
@@ -159,13 +179,16 @@ async def load(dsn: str, people: int, contacts: int) -> dict[str, float]:
         step = time.perf_counter()
         per_case = max(1, contacts // people)
         await conn.execute("DROP INDEX case_contacts_case")
-        await conn.execute("""
+        await conn.execute(
+            """
             INSERT INTO case_contacts (case_id, kind, outcome, occurred_at, recorded_by)
             SELECT c.id, (ARRAY['home_visit','office_report','phone','video'])[(c.id + k) % 4 + 1]::contact_kind,
                    (ARRAY['complied','complied','complied','attended','absent_with_reason'])[(c.id + k) % 5 + 1]
                        ::contact_outcome,
                    now() - make_interval(days => (k * 20 + c.id % 20)::int), c.officer_id
-              FROM cases c, generate_series(1, $1::int) AS k""", per_case)
+              FROM cases c, generate_series(1, $1::int) AS k""",
+            per_case,
+        )
         await conn.execute("CREATE INDEX case_contacts_case ON case_contacts (case_id, occurred_at DESC)")
         timings["contacts_s"] = time.perf_counter() - step
         step = time.perf_counter()
@@ -186,14 +209,25 @@ def free_port() -> int:
 
 
 def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-           "CASEMGR_ENV": "development", "CASEMGR_MFA_REQUIRED": "false", "CASEMGR_LOG_LEVEL": "WARNING",
-           "CASEMGR_DATA_KEYS": "b1:" + base64.b64encode(os.urandom(32)).decode(),
-           "CASEMGR_TASK_ENGINE_INTERVAL_SECONDS": "0", "CASEMGR_DB_POOL_MAX": "20",
-           # The same hashing cost as the loaded accounts: logins are not what is measured here.
-           "CASEMGR_ARGON2_TIME_COST": "1", "CASEMGR_ARGON2_MEMORY_KIB": "1024"}
-    process = subprocess.Popen([sys.executable, "-m", "casemgr", "serve", "--port", str(port),
-                                "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "CASEMGR_ENV": "development",
+        "CASEMGR_MFA_REQUIRED": "false",
+        "CASEMGR_LOG_LEVEL": "WARNING",
+        "CASEMGR_DATA_KEYS": "b1:" + base64.b64encode(os.urandom(32)).decode(),
+        "CASEMGR_TASK_ENGINE_INTERVAL_SECONDS": "0",
+        "CASEMGR_DB_POOL_MAX": "20",
+        # The same hashing cost as the loaded accounts: logins are not what is measured here.
+        "CASEMGR_ARGON2_TIME_COST": "1",
+        "CASEMGR_ARGON2_MEMORY_KIB": "1024",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casemgr", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -205,8 +239,15 @@ def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the service did not start")
 
 
-async def officer(client: httpx.AsyncClient, token: str, record_from: float, stop_at: float,
-                  samples: dict[str, list[float]], rng: random.Random, think_s: float) -> None:
+async def officer(
+    client: httpx.AsyncClient,
+    token: str,
+    record_from: float,
+    stop_at: float,
+    samples: dict[str, list[float]],
+    rng: random.Random,
+    think_s: float,
+) -> None:
     if True:
         headers = {"Authorization": f"Bearer {token}"}
         case_ids: list[int] = []
@@ -215,7 +256,9 @@ async def officer(client: httpx.AsyncClient, token: str, record_from: float, sto
             for op in ("caseload", "search", "open_case"):
                 started = time.perf_counter()
                 if op == "caseload":
-                    response = await client.get("/cases", params={"limit": 50, "status": "active"}, headers=headers)
+                    response = await client.get(
+                        "/cases", params={"limit": 50, "status": "active"}, headers=headers
+                    )
                     case_ids = [c["id"] for c in response.json()["items"]] or case_ids
                 elif op == "search":
                     q = rng.choice([rng.choice(names), romanise(rng.choice(names))[1]])
@@ -223,7 +266,9 @@ async def officer(client: httpx.AsyncClient, token: str, record_from: float, sto
                 else:
                     if not case_ids:
                         continue
-                    response = await client.get(f"/cases/{rng.choice(case_ids)}", headers={**headers, **PURPOSE})
+                    response = await client.get(
+                        f"/cases/{rng.choice(case_ids)}", headers={**headers, **PURPOSE}
+                    )
                 response.raise_for_status()
                 if time.monotonic() >= record_from:  # after the warm-up (connections, prepared statements)
                     samples[op].append((time.perf_counter() - started) * 1000)
@@ -243,8 +288,12 @@ async def drive(port: int, usernames: list[str], seconds: float, think_s: float)
             tokens.append(login.json()["token"])
         record_from = time.monotonic() + WARM_UP_SECONDS
         stop_at = record_from + seconds
-        await asyncio.gather(*(officer(c, t, record_from, stop_at, samples, random.Random(rng.random()), think_s)
-                               for c, t in zip(clients, tokens, strict=True)))
+        await asyncio.gather(
+            *(
+                officer(c, t, record_from, stop_at, samples, random.Random(rng.random()), think_s)
+                for c, t in zip(clients, tokens, strict=True)
+            )
+        )
     finally:
         for client in clients:
             await client.aclose()
@@ -252,14 +301,20 @@ async def drive(port: int, usernames: list[str], seconds: float, think_s: float)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--contacts", type=int, default=10_000_000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--think-ms", type=float, default=1000,
-                        help="mean pause between an officer's requests (0: back to back, to find the ceiling)")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=1000,
+        help="mean pause between an officer's requests (0: back to back, to find the ceiling)",
+    )
     parser.add_argument("--database", default="casemgr_bench")
     parser.add_argument("--reuse", action="store_true", help="keep the database loaded by an earlier run")
     args = parser.parse_args()
@@ -276,34 +331,59 @@ def main() -> int:
     port = free_port()
     server = start_server(dsn, port, args.workers)
     try:
-        offices = [2 + 1 + d * (1 + OFFICES_PER_DISTRICT * (1 + COMMUNITIES_PER_OFFICE))
-                   + o * (1 + COMMUNITIES_PER_OFFICE)
-                   for d in range(DISTRICTS) for o in range(OFFICES_PER_DISTRICT)]
-        usernames = [f"officer.{offices[i % len(offices)]}.{1 + i // len(offices) % OFFICERS_PER_OFFICE}"
-                     for i in range(args.concurrency)]
+        offices = [
+            2
+            + 1
+            + d * (1 + OFFICES_PER_DISTRICT * (1 + COMMUNITIES_PER_OFFICE))
+            + o * (1 + COMMUNITIES_PER_OFFICE)
+            for d in range(DISTRICTS)
+            for o in range(OFFICES_PER_DISTRICT)
+        ]
+        usernames = [
+            f"officer.{offices[i % len(offices)]}.{1 + i // len(offices) % OFFICERS_PER_OFFICE}"
+            for i in range(args.concurrency)
+        ]
         samples = asyncio.run(drive(port, usernames, args.seconds, args.think_ms / 1000))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     result = {
-        "benchmark": "case_files", "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "people": args.people, "contacts": args.contacts, "concurrency": args.concurrency,
-        "seconds": args.seconds, "workers": args.workers, "think_ms": args.think_ms, "loading": loading,
+        "benchmark": "case_files",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "people": args.people,
+        "contacts": args.contacts,
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "think_ms": args.think_ms,
+        "loading": loading,
         "operations": {
-            op: {"count": len(v), "per_second": round(len(v) / args.seconds, 1),
-                 "p50_ms": round(statistics.median(v), 2), "p95_ms": round(percentile(v, 0.95), 2),
-                 "p99_ms": round(percentile(v, 0.99), 2), "target_p99_ms": 50,
-                 "meets_target": percentile(v, 0.99) <= 50}
-            for op, v in samples.items() if v
+            op: {
+                "count": len(v),
+                "per_second": round(len(v) / args.seconds, 1),
+                "p50_ms": round(statistics.median(v), 2),
+                "p95_ms": round(percentile(v, 0.95), 2),
+                "p99_ms": round(percentile(v, 0.99), 2),
+                "target_p99_ms": 50,
+                "meets_target": percentile(v, 0.99) <= 50,
+            }
+            for op, v in samples.items()
+            if v
         },
     }
-    lines = [f"| operation | requests | per second | p50 ms | p95 ms | p99 ms | target p99 | |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| operation | requests | per second | p50 ms | p95 ms | p99 ms | target p99 | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for op, figures in result["operations"].items():  # type: ignore[union-attr]
-        lines.append(f"| {op} | {figures['count']} | {figures['per_second']} | {figures['p50_ms']} | "
-                     f"{figures['p95_ms']} | {figures['p99_ms']} | 50 | "
-                     f"{'meets' if figures['meets_target'] else 'MISSES'} |")
+        lines.append(
+            f"| {op} | {figures['count']} | {figures['per_second']} | {figures['p50_ms']} | "
+            f"{figures['p95_ms']} | {figures['p99_ms']} | 50 | "
+            f"{'meets' if figures['meets_target'] else 'MISSES'} |"
+        )
     table = "\n".join(lines)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-case-files-think{args.think_ms:.0f}"
@@ -311,7 +391,8 @@ def main() -> int:
     out.with_suffix(".md").write_text(
         f"{args.people:,} people, {args.contacts:,} contacts, {args.concurrency} officers, "
         f"{args.workers} workers, {args.think_ms:.0f} ms mean think time, {args.seconds:.0f} s, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs)\n\n{table}\n")
+        f"on {platform.node()} ({os.cpu_count()} CPUs)\n\n{table}\n"
+    )
     print(table)
     return 0
 
