@@ -4,7 +4,7 @@ Loads a private database with --people people (default 1,000,000), one case each
 --contacts contacts (default 10,000,000), spread over 100 offices; starts the real service
 (`casemgr serve`, --workers processes); logs --concurrency officers in (default 50) and has
 each of them, for --seconds, list their caseload, search for a person and open a case file,
-one after another. Prints p50/p95/p99 per operation and writes bench/results/<date>-<host>-case-files.{json,md}.
+one after another. Prints p50/p95/p99 per operation and writes them to bench/results/.
 
     .venv/bin/python bench/case_files.py                       # the full run (~10 minutes to load)
     .venv/bin/python bench/case_files.py --people 20000 --contacts 200000 --seconds 10   # a quick look
@@ -248,32 +248,30 @@ async def officer(
     rng: random.Random,
     think_s: float,
 ) -> None:
-    if True:
-        headers = {"Authorization": f"Bearer {token}"}
-        case_ids: list[int] = []
-        names = [s + g for s in SURNAMES[:20] for g in GIVEN[:10]]
-        while time.monotonic() < stop_at:
-            for op in ("caseload", "search", "open_case"):
-                started = time.perf_counter()
-                if op == "caseload":
-                    response = await client.get(
-                        "/cases", params={"limit": 50, "status": "active"}, headers=headers
-                    )
-                    case_ids = [c["id"] for c in response.json()["items"]] or case_ids
-                elif op == "search":
-                    q = rng.choice([rng.choice(names), romanise(rng.choice(names))[1]])
-                    response = await client.get("/people", params={"q": q, "limit": 20}, headers=headers)
-                else:
-                    if not case_ids:
-                        continue
-                    response = await client.get(
-                        f"/cases/{rng.choice(case_ids)}", headers={**headers, **PURPOSE}
-                    )
-                response.raise_for_status()
-                if time.monotonic() >= record_from:  # after the warm-up (connections, prepared statements)
-                    samples[op].append((time.perf_counter() - started) * 1000)
-                if think_s > 0:  # an officer reads what they got before the next click
-                    await asyncio.sleep(rng.expovariate(1 / think_s))
+    """One officer: caseload, search, open a case, again, until stop_at."""
+    headers = {"Authorization": f"Bearer {token}"}
+    case_ids: list[int] = []
+    names = [s + g for s in SURNAMES[:20] for g in GIVEN[:10]]
+    while time.monotonic() < stop_at:
+        for op in ("caseload", "search", "open_case"):
+            started = time.perf_counter()
+            if op == "caseload":
+                response = await client.get(
+                    "/cases", params={"limit": 50, "status": "active"}, headers=headers
+                )
+                case_ids = [c["id"] for c in response.json()["items"]] or case_ids
+            elif op == "search":
+                q = rng.choice([rng.choice(names), romanise(rng.choice(names))[1]])
+                response = await client.get("/people", params={"q": q, "limit": 20}, headers=headers)
+            else:
+                if not case_ids:
+                    continue
+                response = await client.get(f"/cases/{rng.choice(case_ids)}", headers={**headers, **PURPOSE})
+            response.raise_for_status()
+            if time.monotonic() >= record_from:  # after the warm-up (connections, prepared statements)
+                samples[op].append((time.perf_counter() - started) * 1000)
+            if think_s > 0:  # an officer reads what they got before the next click
+                await asyncio.sleep(rng.expovariate(1 / think_s))
 
 
 async def drive(port: int, usernames: list[str], seconds: float, think_s: float) -> dict[str, list[float]]:
@@ -386,7 +384,7 @@ def main() -> int:
         )
     table = "\n".join(lines)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-case-files-think{args.think_ms:.0f}"
+    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-case-files-{args.people}p-think{args.think_ms:.0f}"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(
         f"{args.people:,} people, {args.contacts:,} contacts, {args.concurrency} officers, "
