@@ -260,3 +260,14 @@ async def test_no_personal_value_reaches_the_logs_or_the_audit_row(
     for response in (created, read):
         rows += await audit_rows(owner, response.headers["x-request-id"])
     assert rows and marker not in repr([dict(r) for r in rows])
+
+
+async def test_a_purpose_written_in_chinese_is_recorded_as_written(
+    client: httpx.AsyncClient, owner: asyncpg.Connection, world: World, login_as: Any
+) -> None:
+    headers: dict[str, Any] = await login_as("off1")
+    headers["X-Purpose"] = "走访前核实住址".encode()  # UTF-8 bytes on the wire
+    response = await client.get(f"/cases/{world.cases['cc_o1']}", headers=headers)
+    assert response.status_code == 200
+    [row] = await audit_rows(owner, response.headers["x-request-id"])
+    assert row["purpose"] == "走访前核实住址"

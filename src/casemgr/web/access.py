@@ -78,13 +78,23 @@ def set_request_id(scope: Any, request_id: str) -> None:
     scope.setdefault("state", {})[_STATE_REQUEST_ID] = request_id
 
 
+def _purpose_header(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The X-Purpose header as the officer wrote it: servers hand headers over decoded as
+    Latin-1, clients send UTF-8 (a purpose is often written in Chinese)."""
+    raw = connection.headers.get(PURPOSE_HEADER, "")
+    try:
+        return raw.encode("latin-1").decode("utf-8").strip()
+    except UnicodeError:
+        return raw.strip()
+
+
 def stated_purpose(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    value = connection.headers.get(PURPOSE_HEADER)
-    if not value or not value.strip():
+    value = _purpose_header(connection)
+    if not value:
         return None
     # Routes that require a purpose check its length; elsewhere it is recorded as given,
     # cut to what the audit row holds.
-    return value.strip()[:_PURPOSE_MAX]
+    return value[:_PURPOSE_MAX]
 
 
 async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -114,7 +124,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     if principal.role not in roles:
         raise Forbidden(f"the role {principal.role} may not do this", reason="role_not_allowed")
     if opt.get("purpose"):
-        raw = connection.headers.get(PURPOSE_HEADER, "").strip()
+        raw = _purpose_header(connection)
         if not raw:
             raise PurposeRequired(
                 "reading this record needs a stated purpose: send an X-Purpose header "
