@@ -111,3 +111,22 @@ async def test_compliance_and_on_time_intake_rates_are_computed_from_the_records
     assert row(stats, o1, "community_corrections")["intake_on_time_rate"]["value"] == 1.0
     assert row(stats, o1, "severe_mental_illness")["intake_on_time_rate"]["value"] == 0.0
     assert row(stats, o1, "drug_rehab")["intake_on_time_rate"]["value"] is None  # nothing to rate
+
+
+async def test_open_alerts_count_missed_intakes_of_referrals_that_have_no_case_yet(
+    client: httpx.AsyncClient, world: World, login_as: Any, owner: asyncpg.Connection
+) -> None:
+    await owner.execute(
+        "INSERT INTO alerts (kind, severity, org_unit_id, handover_id, raised_at, details, dedupe_key) "
+        "VALUES ('missed_intake', 'serious', $1, $2, now(), '{\"program\": \"community_corrections\"}', $3)",
+        world.units["o1"].id,
+        world.handovers["o1"],
+        f"test:{world.handovers['o1']}",
+    )
+    stats = (await client.get("/statistics", headers=await login_as("sup_d1"))).json()
+    figure = row(stats, world.units["o1"].id, "community_corrections")["open_alerts"]
+    assert figure["value"] == 1
+    listed = (await client.get(figure["list"], headers=await login_as("sup_d1"))).json()["items"]
+    assert [a["handover_id"] for a in listed] == [world.handovers["o1"]]
+    health = (await client.get("/statistics", headers=await login_as("health_d1"))).json()
+    assert all(r["open_alerts"]["value"] == 0 for r in health["rows"])

@@ -59,9 +59,18 @@ SELECT s.group_id, s.program::text AS program, count(*) AS n
 _ALERTS = (
     _GROUPS
     + """
-SELECT s.group_id, s.program::text AS program, count(*) AS n
-  FROM scoped s JOIN alerts a ON a.case_id = s.id AND a.status <> 'resolved'
- GROUP BY s.group_id, s.program
+SELECT group_id, program, count(*) AS n FROM (
+    SELECT s.group_id, s.program::text AS program
+      FROM scoped s JOIN alerts a ON a.case_id = s.id AND a.status <> 'resolved'
+    UNION ALL
+    -- Alerts on a referral that has no case yet (a missed intake): the offices' own, by the
+    -- program the referral names; counted for those who take people on ($4).
+    SELECT g.id, a.details ->> 'program'
+      FROM g JOIN org_units o ON o.path <@ g.path
+      JOIN alerts a ON a.org_unit_id = o.id AND a.case_id IS NULL AND a.status <> 'resolved'
+     WHERE $4::boolean AND ($2::program IS NULL OR a.details ->> 'program' = $2::text)
+) AS open_alerts
+GROUP BY group_id, program
 """
 )
 
@@ -100,7 +109,7 @@ async def overdue_tasks(
 
 
 async def open_alerts(
-    conn: asyncpg.Connection, unit_id: int, program: str | None, shared_only: bool
+    conn: asyncpg.Connection, unit_id: int, program: str | None, shared_only: bool, *, unattached: bool
 ) -> dict[Key, int]:
-    rows = await conn.fetch(_ALERTS, unit_id, program, shared_only)
+    rows = await conn.fetch(_ALERTS, unit_id, program, shared_only, unattached)
     return {(r["group_id"], r["program"]): r["n"] for r in rows}

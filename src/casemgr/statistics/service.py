@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from casemgr import audit
+from casemgr.auth.principal import Role
 from casemgr.cases.access import list_filter
 from casemgr.cases.schemas import CaseStatus, Program, SupervisionLevel
 from casemgr.context import RequestContext
@@ -57,7 +58,10 @@ async def compute(
     intakes = await repository.intakes(conn, unit_id, wanted, shared, now)
     contacts = await repository.contacts(conn, unit_id, wanted, shared, now, window_days)
     overdue = await repository.overdue_tasks(conn, unit_id, wanted, shared)
-    alerts = await repository.open_alerts(conn, unit_id, wanted, shared)
+    # As the alert list: referral alerts without a case belong to those who take people on.
+    alerts = await repository.open_alerts(
+        conn, unit_id, wanted, shared, unattached=caller.role in (Role.OFFICER, Role.SUPERVISOR)
+    )
 
     programs = [rules.program] if rules.program else list(Program)
     rows: list[Row] = []
