@@ -154,9 +154,9 @@ def demo_people(rng: random.Random, count: int) -> list[DemoPerson]:
     while len(people) < count:
         male = rng.random() < 0.72
         birth = date(1955, 1, 1) + timedelta(days=rng.randrange(0, 365 * 48))
-        serial = rng.randrange(0, 500)
+        serial = rng.randrange(0, 100)
         sex_digit = rng.choice((1, 3, 5, 7, 9) if male else (0, 2, 4, 6, 8))
-        first17 = f"{rng.choice(_REGIONS)}{birth:%Y%m%d}{serial:02d}{sex_digit}"[:17]
+        first17 = f"{rng.choice(_REGIONS)}{birth:%Y%m%d}{serial:02d}{sex_digit}"
         id_number = first17 + check_character(first17)
         if id_number in seen:
             continue

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from casemgr.people.id_number import is_valid
+from casemgr.people.id_number import birth_date_part, is_male, is_valid
 from tests.conftest import DATA_KEY, REDIS_URL, create_empty_database, drop_database
 
 
@@ -71,7 +71,7 @@ async def test_the_command_line_migrates_seeds_creates_an_admin_and_verifies_the
     assert seeded.returncode == 0 and "officer.riverside" in seeded.stdout
     conn = await asyncpg.connect(fresh_database)
     try:
-        people = await conn.fetch("SELECT full_name, name_pinyin, id_number FROM persons")
+        people = await conn.fetch("SELECT full_name, name_pinyin, id_number, sex, birth_date FROM persons")
         programs = {r[0] for r in await conn.fetch("SELECT DISTINCT program::text FROM cases")}
         contacts = await conn.fetchval("SELECT count(*) FROM case_contacts")
         open_tasks = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = 'open'")
@@ -80,6 +80,12 @@ async def test_the_command_line_migrates_seeds_creates_an_admin_and_verifies_the
     finally:
         await conn.close()
     assert len(people) == 400 and all(is_valid(p["id_number"]) and p["name_pinyin"] for p in people)
+    # Each ID number carries its person's birth date and sex, as registration demands.
+    assert all(
+        birth_date_part(p["id_number"]) == p["birth_date"].strftime("%Y%m%d")
+        and is_male(p["id_number"]) == (p["sex"] == "male")
+        for p in people
+    )
     assert all("\u4e00" <= p["full_name"][0] <= "\u9fff" for p in people)  # Chinese names
     assert programs == {"community_corrections", "released_prisoner", "drug_rehab", "severe_mental_illness"}
     assert contacts > 400 * 5 and open_tasks > 400 and done_tasks > 0 and sealed > 0
