@@ -8,16 +8,12 @@ import uuid
 
 import asyncpg
 
-from casemgr import audit
+from casemgr import audit, db
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import Role
 from casemgr.context import RequestContext
 from casemgr.errors import Conflict, ValidationFailed
 
-_SET_SCOPE = """
-SELECT set_config('app.account_id', $1, true), set_config('app.role', $2, true),
-       set_config('app.scope', $3, true)
-"""
 _FIND_UNIT = "SELECT id, path::text AS path, kind::text AS kind FROM org_units WHERE code = $1"
 _INSERT_CITY = """
 WITH new AS (SELECT nextval(pg_get_serial_sequence('org_units', 'id')) AS id)
@@ -39,7 +35,7 @@ def cli_context() -> RequestContext:
 async def set_scope(
     conn: asyncpg.Connection, *, role: Role, scope: str, account_id: int | None = None
 ) -> None:
-    await conn.execute(_SET_SCOPE, "" if account_id is None else str(account_id), role.value, scope)
+    await db.set_scope(conn, account_id=account_id, role=role.value, scope=scope)
 
 
 async def ensure_city(conn: asyncpg.Connection, *, code: str, name: str) -> tuple[int, str]:

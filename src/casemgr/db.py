@@ -39,14 +39,25 @@ async def create_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool
     return pool
 
 
+def rows_affected(status: str) -> int:
+    """The row count of a command tag ("UPDATE 3", "INSERT 0 5")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def set_scope(conn: asyncpg.Connection, *, account_id: int | None, role: str, scope: str) -> None:
+    """Set the caller's account, role and scope for the rest of the current transaction."""
+    await conn.execute(_SET_SCOPE, "" if account_id is None else str(account_id), role, scope)
+
+
 @asynccontextmanager
 async def scoped_transaction(
     pool: asyncpg.Pool, principal: Principal | None
 ) -> AsyncIterator[asyncpg.Connection]:
     """A transaction that sees exactly what ``principal`` may see (nothing if None)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if principal is not None:
-            await conn.execute(_SET_SCOPE, str(principal.account_id), principal.role, principal.scope)
+    async with pool.acquire() as proxy, proxy.transaction():
         # The pool hands out a proxy that forwards every Connection method; the repositories
         # are typed against Connection.
-        yield cast(asyncpg.Connection, conn)
+        conn = cast(asyncpg.Connection, proxy)
+        if principal is not None:
+            await set_scope(conn, account_id=principal.account_id, role=principal.role, scope=principal.scope)
+        yield conn

@@ -15,7 +15,7 @@ from casemgr.auth.passwords import Passwords
 from casemgr.auth.principal import Role
 from casemgr.context import RequestContext
 from casemgr.errors import Forbidden, NotFound
-from casemgr.orgunits.service import unit_in_scope
+from casemgr.orgunits.service import subtree_path, unit_in_scope
 from casemgr.pagination import cut_page
 
 T = TypeVar("T")
@@ -63,9 +63,7 @@ async def list_accounts(
     after: int | None,
     limit: int,
 ) -> AccountPage:
-    path = ctx.caller.scope
-    if org_unit_id is not None:
-        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
+    path = await subtree_path(conn, ctx, org_unit_id)
     items = await repository.list_under(conn, path=path, role=role, after=after, limit=limit + 1)
     await audit.record(conn, ctx, "account.list", object_type="account")
     page, next_after = cut_page(items, limit, key=lambda a: a.id)

@@ -12,7 +12,7 @@ from casemgr.auth.principal import Role
 from casemgr.cases.access import list_filter
 from casemgr.cases.schemas import Program
 from casemgr.context import RequestContext
-from casemgr.orgunits.service import unit_in_scope
+from casemgr.orgunits.service import subtree_path
 from casemgr.pagination import cut_page
 
 
@@ -30,9 +30,7 @@ async def list_alerts(
     caller = ctx.caller
     # An alert on a case is shown to whoever may read that case, as cases.access says.
     rules = list_filter(caller, program, object_type="alert")
-    path = caller.scope
-    if org_unit_id is not None:
-        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
+    path = await subtree_path(conn, ctx, org_unit_id)
     items = await repository.list_alerts(
         conn,
         path=path,

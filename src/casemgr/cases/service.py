@@ -37,7 +37,7 @@ from casemgr.cases.schemas import (
 from casemgr.context import RequestContext
 from casemgr.crypto import Keyring
 from casemgr.errors import Forbidden, NotFound, ValidationFailed
-from casemgr.orgunits.service import unit_in_scope
+from casemgr.orgunits.service import subtree_path, unit_in_scope
 from casemgr.pagination import cut_page
 from casemgr.people import service as people
 from casemgr.supervision import repository as tasks
@@ -174,9 +174,7 @@ async def list_cases(
     # The same rules as may_read, as filters: the row policies would drop the rest anyway,
     # but the application does not lean on them.
     rules = list_filter(caller, program, object_type="case")
-    path = caller.scope
-    if org_unit_id is not None:
-        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
+    path = await subtree_path(conn, ctx, org_unit_id)
     items = await repository.list_under(
         conn,
         path=path,

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from casemgr.cases.schemas import Program
+from casemgr.db import rows_affected
 from casemgr.errors import Conflict
 from casemgr.handovers.schemas import Handover, IntakeDeadline
 
@@ -83,10 +84,6 @@ def _handover(record: asyncpg.Record) -> Handover:
     return msgspec.convert(values, Handover)
 
 
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
-
-
 async def locate(conn: asyncpg.Connection, handover_id: int) -> tuple[str, str | None, str] | None:
     record = await conn.fetchrow(_LOCATE, handover_id)
     return None if record is None else (record[0], record[1], record[2])
@@ -158,7 +155,7 @@ async def decide(
     note: str | None,
     intake_case_id: int | None = None,
 ) -> bool:
-    return _count(await conn.execute(_DECIDE, handover_id, status, by, at, note, intake_case_id)) == 1
+    return rows_affected(await conn.execute(_DECIDE, handover_id, status, by, at, note, intake_case_id)) == 1
 
 
 async def move_case(conn: asyncpg.Connection, handover_id: int, officer_id: int) -> int | None:
@@ -182,7 +179,7 @@ async def days_after(conn: asyncpg.Connection, program: Program) -> int:
 
 
 async def raise_alerts(conn: asyncpg.Connection, now: datetime) -> int:
-    raised = _count(await conn.execute(_ALERT_LATE_HANDOVERS, now))
-    raised += _count(await conn.execute(_ALERT_LATE_INTAKES, now))
-    raised += _count(await conn.execute(_ALERT_OVERDUE_TASKS, now))
+    raised = rows_affected(await conn.execute(_ALERT_LATE_HANDOVERS, now))
+    raised += rows_affected(await conn.execute(_ALERT_LATE_INTAKES, now))
+    raised += rows_affected(await conn.execute(_ALERT_OVERDUE_TASKS, now))
     return raised

@@ -36,6 +36,13 @@ async def unit_in_scope(
     return unit
 
 
+async def subtree_path(conn: asyncpg.Connection, ctx: RequestContext, org_unit_id: int | None) -> str:
+    """The path a list covers: the caller's whole scope, or a unit inside it (403 outside)."""
+    if org_unit_id is None:
+        return ctx.caller.scope
+    return (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
+
+
 def _check_nesting(parent: OrgUnit, kind: OrgUnitKind) -> None:
     if kind.rank <= parent.kind.rank:
         raise ValidationFailed(

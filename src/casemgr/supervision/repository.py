@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from casemgr.cases.schemas import Program
+from casemgr.db import rows_affected
 from casemgr.supervision.schemas import Contact, ContactIn, PlanRule, Task, TaskKind
 
 _PLAN = "SELECT program::text AS program, band, interval_days FROM contact_plan ORDER BY program, band"
@@ -151,10 +152,6 @@ _ROOTS = "SELECT id, path::text AS path FROM org_units WHERE parent_id IS NULL O
 _TRY_LOCK = "SELECT pg_try_advisory_xact_lock(7262002, $1::int)"
 
 
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
-
-
 async def plan(conn: asyncpg.Connection) -> list[PlanRule]:
     return [msgspec.convert(dict(r), PlanRule) for r in await conn.fetch(_PLAN)]
 
@@ -185,7 +182,7 @@ async def contacts(conn: asyncpg.Connection, case_id: int, limit: int) -> list[C
 async def complete_open(
     conn: asyncpg.Connection, case_id: int, kind: TaskKind, *, at: datetime, by: int, note: str | None
 ) -> int:
-    return _count(await conn.execute(_COMPLETE_OPEN, case_id, kind.value, at, by, note))
+    return rows_affected(await conn.execute(_COMPLETE_OPEN, case_id, kind.value, at, by, note))
 
 
 async def add_task(conn: asyncpg.Connection, case_id: int, kind: TaskKind, due_at: datetime) -> None:
@@ -204,7 +201,7 @@ async def task(conn: asyncpg.Connection, task_id: int) -> Task | None:
 
 
 async def complete_task(conn: asyncpg.Connection, task_id: int, *, at: datetime, by: int, note: str) -> bool:
-    return _count(await conn.execute(_COMPLETE_TASK, task_id, at, by, note)) == 1
+    return rows_affected(await conn.execute(_COMPLETE_TASK, task_id, at, by, note)) == 1
 
 
 async def list_tasks(
@@ -245,19 +242,19 @@ async def try_engine_lock(conn: asyncpg.Connection, root_id: int) -> bool:
 
 
 async def create_due_tasks(conn: asyncpg.Connection, now: datetime, case_id: int | None = None) -> int:
-    created = _count(await conn.execute(_CREATE_CONTACT_TASKS, now, case_id))
-    created += _count(await conn.execute(_CREATE_ASSESSMENT_TASKS, now, case_id))
-    created += _count(await conn.execute(_CREATE_REVIEW_TASKS, case_id))
+    created = rows_affected(await conn.execute(_CREATE_CONTACT_TASKS, now, case_id))
+    created += rows_affected(await conn.execute(_CREATE_ASSESSMENT_TASKS, now, case_id))
+    created += rows_affected(await conn.execute(_CREATE_REVIEW_TASKS, case_id))
     return created
 
 
 async def cancel_stale(conn: asyncpg.Connection, now: datetime, case_id: int | None = None) -> int:
-    return _count(await conn.execute(_CANCEL_STALE, now, case_id))
+    return rows_affected(await conn.execute(_CANCEL_STALE, now, case_id))
 
 
 async def mark_overdue(conn: asyncpg.Connection, now: datetime) -> int:
-    return _count(await conn.execute(_MARK_OVERDUE, now))
+    return rows_affected(await conn.execute(_MARK_OVERDUE, now))
 
 
 async def escalate(conn: asyncpg.Connection, now: datetime, after: timedelta) -> int:
-    return _count(await conn.execute(_ESCALATE, now, after))
+    return rows_affected(await conn.execute(_ESCALATE, now, after))

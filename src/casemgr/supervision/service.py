@@ -13,7 +13,7 @@ from casemgr.cases.schemas import CaseLocation, Program
 from casemgr.cases.service import authorize_case
 from casemgr.context import RequestContext
 from casemgr.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from casemgr.orgunits.service import unit_in_scope
+from casemgr.orgunits.service import subtree_path
 from casemgr.pagination import cut_page
 from casemgr.supervision import repository
 from casemgr.supervision.schemas import (
@@ -99,9 +99,7 @@ async def list_tasks(
 ) -> TaskPage:
     caller = ctx.caller
     rules = list_filter(caller, program, object_type="task")
-    path = caller.scope
-    if org_unit_id is not None:
-        path = (await unit_in_scope(conn, ctx, org_unit_id, field="org_unit_id")).path
+    path = await subtree_path(conn, ctx, org_unit_id)
     items = await repository.list_tasks(
         conn,
         path=path,
