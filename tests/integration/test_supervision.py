@@ -33,6 +33,14 @@ async def activate(owner: asyncpg.Connection, case_id: int, clock: ManualClock) 
     await owner.execute("UPDATE cases SET activated_at = $2 WHERE id = $1", case_id, clock.now())
 
 
+async def activate_and_plan(
+    owner: asyncpg.Connection, resources: Resources, clock: ManualClock, case_id: int
+) -> None:
+    """The case became active now, and the engine has planned its tasks."""
+    await activate(owner, case_id, clock)
+    await run_engine(resources, clock)
+
+
 async def test_the_engine_plans_the_next_contact_from_program_and_level_once_however_often_it_runs(
     resources: Resources, clock: ManualClock, world: World, owner: asyncpg.Connection
 ) -> None:
@@ -77,8 +85,7 @@ async def test_a_contact_that_took_place_closes_the_due_task_and_plans_the_next(
     login_as: Any,
 ) -> None:
     case_id = world.cases["cc_o1"]
-    await activate(owner, case_id, clock)
-    await run_engine(resources, clock)
+    await activate_and_plan(owner, resources, clock, case_id)
     [due] = await open_tasks(owner, case_id)
     clock.advance(timedelta(days=10))
     absent = await client.post(
@@ -132,8 +139,7 @@ async def test_a_late_task_is_marked_overdue_then_escalated_to_the_nearest_super
     login_as: Any,
 ) -> None:
     case_id = world.cases["cc_o1"]  # in community c1 under office o1 of district d1
-    await activate(owner, case_id, clock)
-    await run_engine(resources, clock)
+    await activate_and_plan(owner, resources, clock, case_id)
     clock.advance(timedelta(days=15))
     await run_engine(resources, clock)
     [task] = await open_tasks(owner, case_id)
@@ -173,8 +179,7 @@ async def test_suspending_a_case_cancels_its_planned_tasks(
     login_as: Any,
 ) -> None:
     case_id = world.cases["cc_o1"]
-    await activate(owner, case_id, clock)
-    await run_engine(resources, clock)
+    await activate_and_plan(owner, resources, clock, case_id)
     moved = await client.post(
         f"/cases/{case_id}/transitions",
         headers=await login_as("off1"),
@@ -195,8 +200,7 @@ async def test_completing_an_assessment_plans_the_next_and_a_due_contact_needs_a
     login_as: Any,
 ) -> None:
     case_id = world.cases["cc_o1"]
-    await activate(owner, case_id, clock)
-    await run_engine(resources, clock)
+    await activate_and_plan(owner, resources, clock, case_id)
     done = await client.post(
         f"/tasks/{world.tasks['cc_o1']}/complete",
         headers=await login_as("off1"),
