@@ -44,14 +44,27 @@ async def test_the_application_role_owns_nothing_and_cannot_bypass_row_security(
     assert owned == 0
 
 
-@pytest.mark.parametrize("table", PERSONAL_DATA_TABLES)
-async def test_every_personal_data_table_forces_row_level_security(
-    owner: asyncpg.Connection, table: str
+# Tables the application may read that hold no personal data: the org tree and configuration.
+NOT_PERSONAL = {"org_units", "contact_plan", "assessment_plan", "intake_deadlines"}
+
+
+async def test_every_table_the_application_reads_forces_row_level_security_unless_it_holds_no_personal_data(
+    owner: asyncpg.Connection,
 ) -> None:
-    enabled, forced = await owner.fetchrow(
-        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1", table
+    readable = await owner.fetch(
+        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind = 'r' "
+        "AND has_table_privilege('casemgr_app', c.oid, 'SELECT')"
     )
-    assert enabled and forced
+    names = {r["relname"] for r in readable}
+    assert names >= set(PERSONAL_DATA_TABLES) | NOT_PERSONAL
+    unprotected = sorted(
+        r["relname"]
+        for r in readable
+        if r["relname"] not in NOT_PERSONAL and not (r["relrowsecurity"] and r["relforcerowsecurity"])
+    )
+    assert unprotected == []
 
 
 async def test_another_districts_scope_sees_no_rows_even_when_the_application_check_is_skipped(
