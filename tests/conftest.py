@@ -354,7 +354,11 @@ def id_number_for(birth: str, male: bool, serial: int | None = None) -> str:
     """A valid 18-character ID number for a birth date (YYYY-MM-DD), random unless serial given."""
     from casemgr.people.id_number import check_character
 
-    serial = serial if serial is not None else uuid.uuid4().int % 50
+    # A random region code as well as a random serial: tests share one database, and a fixed
+    # region left only 50 numbers per birth date and sex, which two tests could both draw.
+    rnd = uuid.uuid4().int
+    serial = serial if serial is not None else rnd % 50
+    region = 110000 + (rnd >> 8) % 800000
     sex_digit = serial * 2 % 10 + (1 if male else 0)
-    first17 = f"110105{birth.replace('-', '')}{serial % 100:02d}{sex_digit}"
+    first17 = f"{region:06d}{birth.replace('-', '')}{serial % 100:02d}{sex_digit}"
     return first17 + check_character(first17)
