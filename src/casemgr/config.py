@@ -17,6 +17,7 @@ import msgspec
 Environment = Literal["production", "development", "demo", "test"]
 
 APP_DB_ROLE = "casemgr_app"
+TRACKING_DB_ROLE = "casemgr_tracking"
 
 
 class ConfigError(Exception):
@@ -63,6 +64,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # run` from cron instead), and how long a task stays overdue before it escalates.
     task_engine_interval_seconds: int = 300
     task_escalate_after_hours: int = 72
+    # The tracking core (tracking/). Devices are spread over this many Redis shards; every
+    # process of the service must agree on the number, and changing it needs `casemgr
+    # tracking sync` while ingest is stopped.
+    tracking_shards: int = 64
+    tracking_host: str = "127.0.0.1"
+    tracking_port: int = 8100
+    tracking_workers: int = 1
+    # The tracking core's own database role: it may insert pings and alerts, and read nothing.
+    tracking_database_url: str = ""
+    tracking_max_batch: int = 1000
+    # A fix time this far ahead of the server's clock is refused (device clocks drift).
+    tracking_future_tolerance_seconds: int = 120
+    # Compiled device configurations each ingest worker keeps in memory.
+    tracking_device_cache: int = 200_000
 
     @property
     def is_production(self) -> bool:
@@ -107,13 +122,13 @@ def parse_data_keys(value: str) -> tuple[DataKey, ...]:
     return tuple(keys)
 
 
-def app_url_from_owner_url(owner_url: str) -> str:
-    """The owner's URL with the user replaced by the application role (trust or peer auth)."""
+def app_url_from_owner_url(owner_url: str, role: str = APP_DB_ROLE) -> str:
+    """The owner's URL with the user replaced by a service role (trust or peer auth)."""
     parts = urlsplit(owner_url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{APP_DB_ROLE}@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{role}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -148,7 +163,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "redis_cluster": redis_cluster,
         "env": environment,
         "database_url": database_url,
-        "app_database_url": get("APP_DATABASE_URL") or app_url_from_owner_url(database_url),
+        "app_database_url": get("APP_DATABASE_URL") or app_url_from_owner_url(database_url, APP_DB_ROLE),
+        "tracking_database_url": get("TRACKING_DATABASE_URL")
+        or app_url_from_owner_url(database_url, TRACKING_DB_ROLE),
         "redis_url": redis_url,
         "data_keys": data_keys,
         "mfa_required": mfa_required,
@@ -168,6 +185,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "shutdown_grace_seconds": ("CASEMGR_SHUTDOWN_GRACE_SECONDS", 0),
         "task_engine_interval_seconds": ("CASEMGR_TASK_ENGINE_INTERVAL_SECONDS", 0),
         "task_escalate_after_hours": ("CASEMGR_TASK_ESCALATE_AFTER_HOURS", 1),
+        "tracking_shards": ("CASEMGR_TRACKING_SHARDS", 1),
+        "tracking_port": ("CASEMGR_TRACKING_PORT", 1),
+        "tracking_workers": ("CASEMGR_TRACKING_WORKERS", 1),
+        "tracking_max_batch": ("CASEMGR_TRACKING_MAX_BATCH", 1),
+        "tracking_future_tolerance_seconds": ("CASEMGR_TRACKING_FUTURE_TOLERANCE_SECONDS", 0),
+        "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
     }
     for field, (name, minimum) in integers.items():
         raw = get(name)
@@ -177,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("host", "CASEMGR_HOST"),
         ("totp_issuer", "CASEMGR_TOTP_ISSUER"),
         ("log_level", "CASEMGR_LOG_LEVEL"),
+        ("tracking_host", "CASEMGR_TRACKING_HOST"),
     ):
         raw = get(name)
         if raw is not None:

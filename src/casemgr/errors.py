@@ -9,6 +9,8 @@
     ├── Conflict                      409  clashes with the current state
     │   ├── DuplicatePerson                    the ID number is registered already
     │   └── PossibleDuplicate                  same name and birth date: confirm to go on
+    ├── PayloadTooLarge               413  a body or batch over its limit
+    ├── UnsupportedMediaType          415  a Content-Type the endpoint does not read
     ├── AccountLocked                 423  too many failed logins; an admin must unlock
     ├── PurposeRequired               428  a read of sensitive data without a stated purpose
     └── ServiceUnavailable            503  a dependency (PostgreSQL, Redis) is not answering
@@ -123,6 +125,18 @@ class PossibleDuplicate(Conflict):
     title = "Possible duplicate"
 
 
+class PayloadTooLarge(CasemgrError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(CasemgrError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
 class AccountLocked(CasemgrError):
     status = 423
     code = "account_locked"
@@ -150,9 +164,11 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "NotFound",
+    "PayloadTooLarge",
     "PossibleDuplicate",
     "PurposeRequired",
     "ServiceUnavailable",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "ValidationFailed",
 ]

@@ -1,0 +1,327 @@
+"""The ingest path: authenticate a device, read its upload, evaluate each fix against the
+device's own zones, and hand the fixes to the device's Redis script in one round trip.
+
+Nothing here talks to PostgreSQL. The reply is sent only after the script has put every
+accepted fix on the shard's ping stream (and any alert on its alert stream) atomically with
+the state change, so a 202 means queued, and a failure means nothing of the upload counted:
+the device sends it again and duplicates are dropped by sequence number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+
+from casemgr.crypto import Keyring
+from casemgr.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from casemgr.redis_client import RedisClient
+from tracking.contract import DeviceConfig, secret_associated_data
+from tracking.keys import KeySpace
+from tracking.scripts import Scripts
+from tracking.wire import IngestReply, Ping, RejectedPing
+from tracking.zones import CompiledDevice, compile_zone
+
+log = structlog.get_logger(__name__)
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+JSON_TYPES = frozenset({"application/json"})
+MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
+# A device without an active order is looked up again after this long: an order may start.
+_UNASSIGNED_TTL_S = 1.0
+
+_json_batch = msgspec.json.Decoder(list[Ping])
+_json_one = msgspec.json.Decoder(Ping)
+_json_items = msgspec.json.Decoder(list[msgspec.Raw])
+_msgpack_batch = msgspec.msgpack.Decoder(list[Ping])
+_msgpack_one = msgspec.msgpack.Decoder(Ping)
+_msgpack_items = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_encode = msgspec.msgpack.Encoder().encode
+_config_decoder = msgspec.msgpack.Decoder(DeviceConfig)
+_applied_decoder = msgspec.msgpack.Decoder(list[int])
+
+
+def _reason(error: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$[3].latitude`" or "- at `$.latitude`"; the index is ours to give.
+    return re.sub(r" - at `\$(\[\d+\])?\.?", " - at `", str(error)).replace("at ``", "at the top level")
+
+
+@dataclass(slots=True)
+class _Entry:
+    device: CompiledDevice
+    keys: list[str]
+    loaded_at: float
+
+
+@dataclass(slots=True)
+class Ingest:
+    redis: RedisClient
+    scripts: Scripts
+    keyring: Keyring
+    keyspace: KeySpace
+    max_batch: int = 1000
+    future_tolerance_ms: int = 120_000
+    cache_size: int = 200_000
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    _cache: dict[str, _Entry] = field(default_factory=dict)
+
+    async def upload(
+        self,
+        *,
+        device_id: str | None,
+        authorization: str | None,
+        signature: str | None,
+        content_type: str,
+        body: bytes,
+    ) -> IngestReply:
+        if not device_id or not _DEVICE_ID.match(device_id):
+            raise Unauthenticated("the X-Device-Id header is missing or malformed", reason="no_device_id")
+        entry = await self._entry(device_id)
+        self._authenticate(entry.device, authorization, signature, body)
+        if entry.device.config.order_id is None:
+            raise Forbidden("the device has no active monitoring order", reason="no_active_order")
+        pings, rejected = self._decode(body, content_type)
+        for _ in range(3):  # a new configuration version mid-request: evaluate again with it
+            device = entry.device
+            fixes, evidence, rejected_now = self._fixes(device, device_id, pings)
+            if not fixes:
+                raise ValidationFailed(
+                    "no ping of the upload could be accepted",
+                    errors=[
+                        FieldError(field=f"[{r.index}]", message=r.reason) for r in rejected + rejected_now
+                    ],
+                )
+            result = await self.scripts.ingest(keys=entry.keys, args=[device.version, _encode(fixes)])
+            status = result[0]
+            if status == b"ok":
+                break
+            if status == b"stale":
+                entry = self._install(device_id, bytes(result[1]))
+                self._authenticate(entry.device, authorization, signature, body)
+                continue
+            self._cache.pop(device_id, None)
+            if status == b"no_order":
+                raise Forbidden("the device has no active monitoring order", reason="no_active_order")
+            raise Unauthenticated("unknown device", reason="unknown_device")
+        else:  # pragma: no cover - three configuration changes within one upload
+            raise BadRequest("the device's configuration changed while the upload was read; send it again")
+        if any(zone.exclusion for zone in device.zones):
+            await self._crossings(
+                entry, device, fixes, evidence, result[4], _applied_decoder.decode(result[5])
+            )
+        return IngestReply(
+            accepted=int(result[1]), duplicate=int(result[2]), rejected=rejected + rejected_now
+        )
+
+    async def _entry(self, device_id: str) -> _Entry:
+        entry = self._cache.get(device_id)
+        if entry is not None and (
+            entry.device.config.order_id is not None or time.monotonic() - entry.loaded_at < _UNASSIGNED_TTL_S
+        ):
+            return entry
+        keys = self.keyspace.device(device_id)
+        blob = await self.redis.hget(keys.config, "blob")
+        if blob is None:
+            self._cache.pop(device_id, None)
+            raise Unauthenticated("unknown device", reason="unknown_device")
+        return self._install(device_id, bytes(blob))
+
+    def _install(self, device_id: str, blob: bytes | None) -> _Entry:
+        if not blob:
+            self._cache.pop(device_id, None)
+            raise Unauthenticated("unknown device", reason="unknown_device")
+        config = _config_decoder.decode(blob)
+        secret = self.keyring.open(config.secret, secret_associated_data(device_id))
+        device = CompiledDevice(
+            config=config,
+            secret=secret,
+            zones=[compile_zone(z, config.time_zone) for z in config.zones],
+            thresholds=config.thresholds,
+        )
+        if len(self._cache) >= self.cache_size:
+            del self._cache[next(iter(self._cache))]  # the oldest entry
+        entry = _Entry(device, self.keyspace.device(device_id).all(), time.monotonic())
+        self._cache[device_id] = entry
+        return entry
+
+    @staticmethod
+    def _authenticate(
+        device: CompiledDevice, authorization: str | None, signature: str | None, body: bytes
+    ) -> None:
+        if signature:
+            given = signature.strip().lower().removeprefix("sha256=")
+            expected = hmac.new(device.secret, body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise Unauthenticated(
+                    "the body's signature does not match the device's secret", reason="bad_signature"
+                )
+            return
+        if authorization and authorization[:7].lower() == "bearer ":
+            if not hmac.compare_digest(authorization[7:].strip().encode(), device.secret):
+                raise Unauthenticated("wrong device secret", reason="bad_secret")
+            return
+        raise Unauthenticated(
+            "no device credentials: send Authorization: Bearer <secret>, "
+            "or X-Signature: <hex HMAC-SHA256 of the body>",
+            reason="no_credentials",
+        )
+
+    def _decode(self, body: bytes, content_type: str) -> tuple[list[tuple[int, Ping]], list[RejectedPing]]:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        batch: Any
+        one: Any
+        items: Any
+        if media_type in JSON_TYPES:
+            batch, one, items, is_batch = _json_batch, _json_one, _json_items, body.lstrip()[:1] == b"["
+        elif media_type in MSGPACK_TYPES:
+            first = body[:1]
+            is_batch = bool(first) and (0x90 <= first[0] <= 0x9F or first[0] in (0xDC, 0xDD))
+            batch, one, items = _msgpack_batch, _msgpack_one, _msgpack_items
+        else:
+            raise UnsupportedMediaType("send application/json or application/msgpack")
+        decoder: Any = batch if is_batch else one
+        try:
+            decoded = decoder.decode(body)
+        except msgspec.ValidationError as e:
+            if not is_batch:
+                raise ValidationFailed(_reason(e), field=_field_of(e)) from None
+            return self._decode_each(items, body, one)
+        except msgspec.DecodeError:
+            raise BadRequest("the body is not valid JSON or MessagePack for its Content-Type") from None
+        pings = decoded if is_batch else [decoded]
+        self._check_size(len(pings))
+        return list(enumerate(pings)), []
+
+    def _decode_each(
+        self, items: Any, body: bytes, one: Any
+    ) -> tuple[list[tuple[int, Ping]], list[RejectedPing]]:
+        try:
+            raws = items.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise BadRequest("the body is not valid JSON or MessagePack for its Content-Type") from None
+        self._check_size(len(raws))
+        good: list[tuple[int, Ping]] = []
+        bad: list[RejectedPing] = []
+        for index, raw in enumerate(raws):
+            try:
+                good.append((index, one.decode(raw)))
+            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                bad.append(
+                    RejectedPing(
+                        index=index, reason=_reason(e) if isinstance(e, msgspec.ValidationError) else str(e)
+                    )
+                )
+        return good, bad
+
+    def _check_size(self, count: int) -> None:
+        if count > self.max_batch:
+            raise PayloadTooLarge(f"a batch holds at most {self.max_batch} pings, this one {count}")
+        if count == 0:
+            raise ValidationFailed("the batch is empty", field="body")
+
+    def _fixes(
+        self, device: CompiledDevice, device_id: str, pings: list[tuple[int, Ping]]
+    ) -> tuple[list[list[Any]], dict[int, str | None], list[RejectedPing]]:
+        """The accepted pings as the script's fixes, sorted by fix time; the evidence per seq."""
+        config = device.config
+        latest_allowed = self.now_ms() + self.future_tolerance_ms
+        rows: list[list[Any]] = []
+        evidence: dict[int, str | None] = {}
+        rejected: list[RejectedPing] = []
+        for index, ping in pings:
+            reason = None
+            t_ms = int(ping.fix_time.timestamp() * 1000)
+            lat, lon, accuracy = ping.latitude, ping.longitude, ping.accuracy_m
+            if ping.device_id != device_id:
+                reason = "device_id differs from the authenticated device"
+            elif (lat is None) != (lon is None):
+                reason = "latitude and longitude go together: send both or neither"
+            elif lat is not None and accuracy is None:
+                reason = "accuracy_m is required with a position"
+            elif t_ms > latest_allowed:
+                reason = "fix_time is in the future"
+            elif t_ms < config.starts_at_ms:
+                reason = "fix_time is before the monitoring order started"
+            elif t_ms >= config.ends_at_ms:
+                reason = "fix_time is after the monitoring order ended"
+            if reason is not None:
+                rejected.append(RejectedPing(index=index, reason=reason))
+                continue
+            marks = device.evidence(lon, lat, accuracy or 0.0, t_ms)
+            evidence[ping.seq] = marks
+            rows.append(
+                [
+                    ping.seq,
+                    t_ms,
+                    False if lon is None else lon,
+                    False if lat is None else lat,
+                    False if accuracy is None else accuracy,
+                    False if ping.speed_mps is None else ping.speed_mps,
+                    False if ping.battery_percent is None else ping.battery_percent,
+                    ping.strap_state,
+                    ping.case_state,
+                    False if marks is None else marks,
+                ]
+            )
+        rows.sort(key=lambda row: (row[1], row[0]))
+        return rows, evidence, rejected
+
+    async def _crossings(
+        self,
+        entry: _Entry,
+        device: CompiledDevice,
+        fixes: list[list[Any]],
+        evidence: dict[int, str | None],
+        previous: bytes,
+        applied: list[int],
+    ) -> None:
+        """Sparse fixes can jump across a small exclusion zone: test the straight path between
+        consecutive applied fixes, from the last valid fix before this upload on. Rare, so it
+        may cost a second round trip."""
+        by_seq = {row[0]: row for row in fixes}
+        path: list[tuple[int, int, float, float, str]] = []
+        if previous:
+            t, lon, lat = previous.decode().split(" ")
+            marks = device.evidence(float(lon), float(lat), 0.0, int(float(t))) or ""
+            path.append((-1, int(float(t)), float(lon), float(lat), marks))
+        for seq in applied:
+            fix_marks = evidence.get(seq)
+            if fix_marks is not None:
+                row = by_seq[seq]
+                path.append((seq, row[1], row[2], row[3], fix_marks))
+        for (seq_a, _, lon_a, lat_a, marks_a), (seq_b, t_b, lon_b, lat_b, marks_b) in itertools.pairwise(
+            path
+        ):
+            for i, zone in enumerate(device.zones):
+                if not zone.exclusion or marks_b[i] != marks_b[i].upper():
+                    continue  # an inclusion zone, or not in force at the later fix
+                if marks_a[i] in "Ii" or marks_b[i] == "I":
+                    continue  # a fix inside: the state machine speaks for it
+                if zone.shape.segment_enters((lon_a, lat_a), (lon_b, lat_b)):
+                    raised = await self.scripts.cross(
+                        keys=entry.keys,
+                        args=[device.version, zone.id, f"{seq_a if seq_a >= 0 else ''},{seq_b}", seq_b, t_b],
+                    )
+                    if raised:
+                        log.info("exclusion_zone_crossed", order_id=device.config.order_id, zone_id=zone.id)
+
+
+def _field_of(error: msgspec.ValidationError) -> str:
+    match = re.search(r"at `\$\.?([^`]*)`", str(error))
+    return match.group(1) if match and match.group(1) else "body"

@@ -1,0 +1,90 @@
+-- Shared by every device script. KEYS: 1 config, 2 state, 3 seen-bitmap, 4 ping stream,
+-- 5 alert stream, 6 deadlines: all under the shard's hash tag, so one slot.
+--
+-- State hash fields: hseq (highest sequence number seen), lt (fix time of the latest fix the
+-- state machine applied), vt/vlon/vlat (the latest valid applied fix), lv (time of the latest
+-- valid fix), rx (server time of the latest upload), z:<zone> (a zone's state machine:
+-- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
+-- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
+-- c:<kind>:<zone> (an open condition: the id of the alert that opened it).
+local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+local FIELDS = {'ver', 'order', 'case', 'unit', 'start', 'ends', 'ivl', 'zones', 'N', 'T',
+                'lowb', 'critb', 'locT', 'sigbuf', 'dev', 'pub'}
+local cfg = {}
+do
+  local values = redis.call('HMGET', cfg_key, unpack(FIELDS))
+  for i, name in ipairs(FIELDS) do cfg[name] = values[i] end
+end
+
+-- Whether the device may report now: registered, under an order that has started and not ended.
+local function order_active()
+  return cfg.order and cfg.order ~= '' and now_ms >= tonumber(cfg.start) and now_ms < tonumber(cfg.ends)
+end
+
+local zones = {}
+for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
+  zones[#zones + 1] = {id = zid, exclusion = (kind == 'x')}
+end
+
+local st, dirty = {}, {}
+do
+  local raw = redis.call('HGETALL', st_key)
+  for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
+end
+local function put(field, value)
+  st[field] = value
+  dirty[field] = true
+end
+local function save_state()
+  local sets, dels = {}, {}
+  for field in pairs(dirty) do
+    if st[field] == nil then dels[#dels + 1] = field
+    else sets[#sets + 1] = field; sets[#sets + 1] = tostring(st[field]) end
+  end
+  if #sets > 0 then redis.call('HSET', st_key, unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', st_key, unpack(dels)) end
+end
+
+local events = 0
+local function emit(kind, severity, action, event_id, zone, fixes, at, via)
+  redis.call('XADD', alerts_key, '*', 'id', event_id, 'kind', kind, 'sev', severity, 'act', action,
+             'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '', 'unit', cfg.unit or '',
+             'zone', zone or '', 'fixes', fixes or '', 'at', tostring(at), 'rx', tostring(now_ms),
+             'via', via or '')
+  events = events + 1
+end
+
+-- Raise an alert. With a condition key, not while that condition is still open.
+local function raise(condition, kind, severity, zone, fixes, at, cause, via)
+  local event_id = cfg.order .. ':' .. kind .. ':' .. (zone or '') .. ':' .. cause
+  if condition then
+    if st[condition] then return end
+    put(condition, event_id)
+  end
+  emit(kind, severity, 'raise', event_id, zone, fixes, at, via)
+end
+
+-- Close an open condition: the device side of it is over (an officer still closes the alert).
+local function clear(condition, fixes, at)
+  local event_id = st[condition]
+  if not event_id then return end
+  put(condition, nil)
+  local kind, zone = string.match(condition, '^c:([%a_]+):(%d*)$')
+  emit(kind, 'info', 'clear', event_id, zone, fixes, at, '')
+end
+
+local function zone_state(zid)
+  local value = st['z:' .. zid]
+  if not value then return 'U', '-', 0, 0, -1, '' end
+  local s, c, n, since, changed, seqs = string.match(value, '^(%a)|(.)|(%d+)|(%-?%d+)|(%-?%d+)|(.*)$')
+  return s, c, tonumber(n), tonumber(since), tonumber(changed), seqs
+end
+
+local function find_zone(zid)
+  for _, zone in ipairs(zones) do if zone.id == zid then return zone end end
+  return nil
+end

@@ -1,0 +1,153 @@
+-- Ingest one upload of one device. ARGV: 1 the configuration version the caller evaluated
+-- with, 2 the fixes (msgpack), sorted by fix time: [seq, t_ms, lon, lat, accuracy, speed,
+-- battery, strap, case, evidence]; absent values are false; evidence is false for a fix
+-- without a valid position, else one character per zone (see tracking/zones.py).
+-- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
+--         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat" or '', applied seqs (msgpack)}
+if not cfg.ver then return {'unknown'} end
+if cfg.ver ~= ARGV[1] then return {'stale', redis.call('HGET', cfg_key, 'blob')} end
+if not order_active() then return {'no_order'} end
+
+local WINDOW = 4096 -- duplicates are found by bitmap among the latest WINDOW sequence numbers
+local N, T = tonumber(cfg.N), tonumber(cfg.T)
+local low, critical = tonumber(cfg.lowb), tonumber(cfg.critb)
+local unavailable_after = tonumber(cfg.locT)
+local fresh_state = st.hseq == nil
+
+local function on_transition(zone, old, new, active, seqs, seq, t)
+  local zid = zone.id
+  if zone.exclusion then
+    if new == 'I' then
+      if active then
+        raise('c:exclusion_zone_entered:' .. zid, 'exclusion_zone_entered', 'critical', zid, seqs, t, seq)
+      end
+    elseif old == 'I' then
+      if st['c:exclusion_zone_entered:' .. zid] then
+        clear('c:exclusion_zone_entered:' .. zid, seqs, t)
+        raise(nil, 'exclusion_zone_left', 'info', zid, seqs, t, seq)
+      end
+    end
+  elseif new == 'O' then
+    if active then
+      raise('c:inclusion_zone_left:' .. zid, 'inclusion_zone_left', 'critical', zid, seqs, t, seq)
+    end
+  elseif new == 'I' then
+    clear('c:inclusion_zone_left:' .. zid, seqs, t)
+    if st['c:not_home_at_curfew_start:' .. zid] then
+      clear('c:not_home_at_curfew_start:' .. zid, seqs, t)
+      raise(nil, 'late_return', 'critical', zid, seqs, t, seq)
+    end
+  end
+end
+
+-- Hysteresis: a state changes after N consecutive fixes, or T ms, of the same evidence;
+-- a fix in the band ("-") neither counts nor breaks the run.
+local function step_zone(zone, mark, seq, t)
+  local evidence = string.upper(mark)
+  if evidence == '-' then return end
+  local active = mark == evidence
+  local s, c, n, since, changed, seqs = zone_state(zone.id)
+  if evidence == s then
+    c, n, seqs = '-', 0, ''
+  else
+    if c == evidence then
+      n = n + 1
+      seqs = (n <= 10) and (seqs .. ',' .. seq) or seqs
+    else
+      c, n, since, seqs = evidence, 1, t, tostring(seq)
+    end
+    if n >= N or t - since >= T then
+      local old = s
+      s, changed, c, n = evidence, t, '-', 0
+      on_transition(zone, old, s, active, seqs, seq, t)
+      seqs = ''
+    end
+  end
+  put('z:' .. zone.id, s .. '|' .. c .. '|' .. n .. '|' .. since .. '|' .. changed .. '|' .. seqs)
+end
+
+local hseq = tonumber(st.hseq or '-1')
+local latest = tonumber(st.lt or '-1')
+local previous = ''
+if st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat end
+
+local accepted, duplicates, applied = {}, 0, {}
+local seen_reset = false
+for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
+  local seq = fix[1]
+  local fresh
+  if seq > hseq then
+    if hseq < 0 or seq - hseq >= WINDOW then
+      redis.call('DEL', seen_key)
+      seen_reset = true
+    else
+      for s = hseq + 1, seq - 1 do redis.call('SETBIT', seen_key, s % WINDOW, 0) end
+    end
+    redis.call('SETBIT', seen_key, seq % WINDOW, 1)
+    hseq, fresh = seq, true
+  elseif seq > hseq - WINDOW then
+    fresh = redis.call('SETBIT', seen_key, seq % WINDOW, 1) == 0
+  else
+    fresh = true -- older than the window: the persister's unique key drops a repeat
+  end
+  if not fresh then
+    duplicates = duplicates + 1
+  else
+    accepted[#accepted + 1] = fix
+    local t = fix[2]
+    -- A fix older than the latest applied one goes to history only: it can never change a
+    -- state that a newer fix set.
+    if t > latest then
+      latest = t
+      applied[#applied + 1] = seq
+      local lon, lat, battery, strap, case_state, evidence = fix[3], fix[4], fix[7], fix[8], fix[9], fix[10]
+      if evidence then
+        put('lv', t)
+        clear('c:location_unavailable:', tostring(seq), t)
+        for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
+        put('vt', t); put('vlon', lon); put('vlat', lat)
+      else
+        if not st.lv then put('lv', t) end
+        if t - tonumber(st.lv) >= unavailable_after then
+          raise('c:location_unavailable:', 'location_unavailable', 'serious', nil, tostring(seq), t, seq)
+        end
+      end
+      if battery then
+        if battery <= critical then
+          raise('c:battery_critical:', 'battery_critical', 'serious', nil, tostring(seq), t, seq)
+        elseif battery >= critical + 5 then
+          clear('c:battery_critical:', tostring(seq), t)
+        end
+        if battery <= low then
+          raise('c:low_battery:', 'low_battery', 'serious', nil, tostring(seq), t, seq)
+        elseif battery >= low + 5 then
+          clear('c:low_battery:', tostring(seq), t)
+        end
+      end
+      -- Tamper conditions are closed only by an officer's note (clear.lua), never by the device.
+      if strap == 'cut' then
+        raise('c:strap_tamper:', 'strap_tamper', 'critical', nil, tostring(seq), t, seq)
+      end
+      if case_state == 'opened' then
+        raise('c:device_case_opened:', 'device_case_opened', 'critical', nil, tostring(seq), t, seq)
+      end
+    end
+  end
+end
+
+-- Any upload, even of duplicates only, shows the device is alive.
+put('rx', now_ms)
+clear('c:no_signal:', '', now_ms)
+redis.call('ZADD', due_key, now_ms + tonumber(cfg.ivl) * 1000 + tonumber(cfg.sigbuf) * 1000, 'ns|' .. cfg.dev)
+put('hseq', hseq)
+put('lt', latest)
+save_state()
+-- State outlives its order by a week at most, unless a renewal is published.
+local expire_at = tonumber(cfg.ends) + 7 * 86400000
+if fresh_state then redis.call('PEXPIREAT', st_key, expire_at) end
+if seen_reset then redis.call('PEXPIREAT', seen_key, expire_at) end
+if #accepted > 0 then
+  redis.call('XADD', pings_key, '*', 'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '',
+             'rx', tostring(now_ms), 'd', cmsgpack.pack(accepted))
+end
+return {'ok', #accepted, duplicates, events, previous, cmsgpack.pack(applied)}

@@ -1,0 +1,83 @@
+"""A device's compiled zone set and the evidence one fix gives about each zone.
+
+Evidence per zone is one character: "I" (the fix is inside the drawn shape), "O" (outside by
+more than the band: the zone's buffer plus the fix's accuracy), "-" (in the band, which says
+nothing). Lower case means the zone does not apply at the fix's time (outside its schedule):
+the state still follows the subject, but leaving raises nothing. The state machine in Redis
+turns a run of evidence into state changes; this module never keeps state.
+
+The band lies outside the drawn boundary, so an officer draws the zone as the line that
+matters: a subject is "in" once a fix falls inside it, and "out" again only once clearly
+beyond the band. For an exclusion zone that errs to the protected person's side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracking.contract import CircleShape, DeviceConfig, Thresholds, ZoneSpec
+from tracking.geometry import Circle, CompiledCircle, CompiledPolygon, Polygon
+from tracking.schedule import CompiledSchedule, Window, parse_time_zone
+
+
+@dataclass(slots=True)
+class CompiledZone:
+    id: int
+    exclusion: bool
+    shape: CompiledCircle | CompiledPolygon
+    buffer_m: float
+    grace_ms: int
+    schedule: CompiledSchedule | None
+
+    def evidence(self, lon: float, lat: float, accuracy_m: float, t_ms: int, cap_m: float) -> str:
+        band = self.buffer_m + (accuracy_m if accuracy_m < cap_m else cap_m)
+        if isinstance(self.shape, CompiledCircle):
+            distance = self.shape.signed_distance(lon, lat)
+        else:
+            distance = self.shape.signed_distance(lon, lat, beyond=band)
+        mark = "I" if distance <= 0.0 else ("O" if distance > band else "-")
+        if self.schedule is not None and not self.schedule.active_at(t_ms):
+            return mark.lower()
+        return mark
+
+
+def compile_zone(spec: ZoneSpec, time_zone: str) -> CompiledZone:
+    shape = spec.shape
+    compiled = (
+        Circle(shape.centre, shape.radius_m).compile()
+        if isinstance(shape, CircleShape)
+        else Polygon(tuple(shape.ring)).compile()
+    )
+    schedule = None
+    if spec.schedule:
+        windows = tuple(Window(tuple(w.days), w.start, w.end) for w in spec.schedule)
+        schedule = CompiledSchedule(windows, parse_time_zone(time_zone))
+    return CompiledZone(
+        spec.id, spec.kind == "exclusion", compiled, spec.buffer_m, spec.grace_minutes * 60_000, schedule
+    )
+
+
+@dataclass(slots=True)
+class CompiledDevice:
+    """Everything the ingest path needs about one device, for one configuration version."""
+
+    config: DeviceConfig
+    secret: bytes
+    zones: list[CompiledZone]
+    thresholds: Thresholds
+
+    @property
+    def version(self) -> int:
+        return self.config.version
+
+    def evidence(self, lon: float | None, lat: float | None, accuracy_m: float, t_ms: int) -> str | None:
+        """One character per zone, in the order of config.zones; None for no valid position."""
+        if lon is None or lat is None or accuracy_m > self.thresholds.max_accuracy_m:
+            return None
+        cap = self.thresholds.accuracy_cap_m
+        return "".join(zone.evidence(lon, lat, accuracy_m, t_ms, cap) for zone in self.zones)
+
+
+def zone_layout(config: DeviceConfig) -> str:
+    """What the Redis script needs to know of the zones: "id:x" or "id:i", in evidence order."""
+    return ",".join(f"{z.id}:{'x' if z.kind == 'exclusion' else 'i'}" for z in config.zones)
