@@ -140,7 +140,7 @@ class Ingest:
         if blob is None:
             self._cache.pop(device_id, None)
             raise Unauthenticated("unknown device", reason="unknown_device")
-        return self._install(device_id, bytes(blob))
+        return self._install(device_id, blob if isinstance(blob, bytes) else blob.encode())
 
     def _install(self, device_id: str, blob: bytes | None) -> _Entry:
         if not blob:

@@ -21,6 +21,7 @@ from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
 from casemgr.config import Settings
 from casemgr.handovers.controllers import HandoverController, TransferController
+from casemgr.monitoring.controllers import DeviceController, MonitoringOrderController
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
 from casemgr.records.controllers import CaseRecordsController, RecordController
@@ -64,14 +65,24 @@ def create_app(
                     escalate_after=timedelta(hours=settings.task_escalate_after_hours),
                 )
             )
+        outbox: asyncio.Task[None] | None = None
+        if settings.tracking_outbox_interval_seconds > 0:
+            outbox = asyncio.create_task(
+                opened.tracking.run_outbox_forever(
+                    opened.pool,
+                    opened.clock,
+                    every=timedelta(seconds=settings.tracking_outbox_interval_seconds),
+                )
+            )
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
-            if engine is not None:
-                engine.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await engine
+            for task in (engine, outbox):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await opened.close()
             log.info("service_stopped", detail="pools closed")
 
@@ -92,6 +103,8 @@ def create_app(
             CaseRecordsController,
             RecordController,
             AlertController,
+            MonitoringOrderController,
+            DeviceController,
             StatisticsController,
             AuditController,
         ],

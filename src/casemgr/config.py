@@ -68,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # process of the service must agree on the number, and changing it needs `casemgr
     # tracking sync` while ingest is stopped.
     tracking_shards: int = 64
+    # The prefix of every tracking key in Redis (two deployments may share one Redis).
+    tracking_namespace: str = "trk"
+    # How often each worker republishes device configurations a request could not publish.
+    tracking_outbox_interval_seconds: int = 5
     tracking_host: str = "127.0.0.1"
     tracking_port: int = 8100
     tracking_workers: int = 1
@@ -191,6 +195,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_max_batch": ("CASEMGR_TRACKING_MAX_BATCH", 1),
         "tracking_future_tolerance_seconds": ("CASEMGR_TRACKING_FUTURE_TOLERANCE_SECONDS", 0),
         "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
+        "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
     }
     for field, (name, minimum) in integers.items():
         raw = get(name)
@@ -201,6 +206,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("totp_issuer", "CASEMGR_TOTP_ISSUER"),
         ("log_level", "CASEMGR_LOG_LEVEL"),
         ("tracking_host", "CASEMGR_TRACKING_HOST"),
+        ("tracking_namespace", "CASEMGR_TRACKING_NAMESPACE"),
     ):
         raw = get(name)
         if raw is not None:

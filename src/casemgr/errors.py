@@ -72,9 +72,15 @@ class ValidationFailed(CasemgrError):
     title = "Validation failed"
 
     def __init__(
-        self, detail: str, *, errors: list[FieldError] | None = None, field: str | None = None
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        field: str | None = None,
+        rule: str | None = None,
     ) -> None:
-        super().__init__(detail)
+        # ``rule``: the name of a business rule the request breaks, for clients to act on.
+        super().__init__(detail, extra={"rule": rule} if rule else None)
         if errors is None:
             errors = [FieldError(field=field, message=detail)] if field else []
         self.errors = errors

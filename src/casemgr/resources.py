@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+from tracking.keys import KeySpace
 
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.sessions import SessionStore
@@ -17,6 +18,7 @@ from casemgr.clock import Clock, SystemClock
 from casemgr.config import Settings
 from casemgr.crypto import Keyring
 from casemgr.db import create_pool
+from casemgr.monitoring.publisher import TrackingLink
 from casemgr.redis_client import RedisClient, create_redis
 
 
@@ -29,6 +31,8 @@ class Resources:
     sessions: SessionStore
     passwords: Passwords
     keyring: Keyring
+    # Publishes device configurations to the tracking core's Redis keys.
+    tracking: TrackingLink
 
     @classmethod
     def assemble(
@@ -54,6 +58,9 @@ class Resources:
                 parallelism=settings.argon2_parallelism,
             ),
             keyring=Keyring(settings.data_keys),
+            tracking=TrackingLink.create(
+                redis, KeySpace(settings.tracking_shards, settings.tracking_namespace)
+            ),
         )
 
     @classmethod

@@ -1,0 +1,1 @@
+"""Electronic monitoring: lawful orders, devices and zones, and what tracking is told of them."""

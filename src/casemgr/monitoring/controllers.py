@@ -1,0 +1,267 @@
+"""HTTP routes of electronic monitoring: orders and renewals, devices, zones.
+
+Each route runs its rules in one scoped transaction; what tracking must learn is published to
+Redis after the commit (and retried from the outbox if Redis is away).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, post
+from litestar.di import Provide
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+
+from casemgr.auth.principal import CASE_WRITERS, Role
+from casemgr.db import scoped_transaction
+from casemgr.monitoring import service
+from casemgr.monitoring.publisher import Staged
+from casemgr.monitoring.schemas import (
+    Assignment,
+    Decision,
+    Device,
+    DeviceCreate,
+    DeviceCredentials,
+    EndRequest,
+    MonitoringOrder,
+    MonitoringReason,
+    OrderRequest,
+    Renewal,
+    RenewalRequest,
+    Zone,
+    ZoneCreate,
+)
+from casemgr.resources import Resources
+from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
+from casemgr.wire import IdPath
+
+APPROVERS = (Role.SUPERVISOR,)
+DEVICE_KEEPERS = (Role.SUPERVISOR, Role.ADMIN)
+DevicePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+async def _publish(resources: Resources, staged: list[Staged]) -> None:
+    if staged:
+        await resources.tracking.publish(resources.pool, staged, resources.clock.now())
+
+
+class MonitoringOrderController(Controller):
+    path = "/"
+    tags = ["monitoring"]
+    dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
+
+    @get("/monitoring/reasons", opt=access("monitoring.reasons", CASE_WRITERS))
+    async def reasons(self, request: AnyRequest, ctx: Ctx) -> list[MonitoringReason]:
+        """The legal reasons an order may rest on."""
+        async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
+            return await service.reasons(conn)
+
+    @post("/cases/{case_id:int}/monitoring-orders", opt=access("monitoring.order_request", CASE_WRITERS))
+    async def request_order(
+        self, request: AnyRequest, case_id: IdPath, data: JSONBody[OrderRequest], ctx: Ctx
+    ) -> MonitoringOrder:
+        """Ask for electronic monitoring of a community-corrections case (at most 90 days)."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.request_order(conn, ctx, case_id, data, resources.clock.now())
+
+    @get("/cases/{case_id:int}/monitoring-orders", opt=access("monitoring.orders_list", CASE_WRITERS))
+    async def orders_of_case(self, request: AnyRequest, case_id: IdPath, ctx: Ctx) -> list[MonitoringOrder]:
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.orders_of_case(conn, ctx, case_id, resources.clock.now())
+
+    @get("/monitoring-orders/{order_id:int}", opt=access("monitoring.order_read", CASE_WRITERS, purpose=True))
+    async def read_order(self, request: AnyRequest, order_id: IdPath, ctx: Ctx) -> MonitoringOrder:
+        """The order with its device, zones (places in the subject's life) and renewals."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.read_order(conn, ctx, order_id, resources.clock.now())
+
+    @post(
+        "/monitoring-orders/{order_id:int}/approve",
+        status_code=200,
+        opt=access("monitoring.order_approve", APPROVERS),
+    )
+    async def approve_order(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[Decision], ctx: Ctx
+    ) -> MonitoringOrder:
+        """A supervisor at district level or above, not the requester, puts the order in force."""
+        return await self._decide(request, order_id, data, ctx, approve=True)
+
+    @post(
+        "/monitoring-orders/{order_id:int}/reject",
+        status_code=200,
+        opt=access("monitoring.order_reject", APPROVERS),
+    )
+    async def reject_order(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[Decision], ctx: Ctx
+    ) -> MonitoringOrder:
+        return await self._decide(request, order_id, data, ctx, approve=False)
+
+    async def _decide(
+        self, request: AnyRequest, order_id: int, data: Decision, ctx: Ctx, *, approve: bool
+    ) -> MonitoringOrder:
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            order = await service.decide_order(
+                conn, ctx, order_id, data, resources.clock.now(), staged, approve=approve
+            )
+        await _publish(resources, staged)
+        return order
+
+    @post(
+        "/monitoring-orders/{order_id:int}/end",
+        status_code=200,
+        opt=access("monitoring.order_end", CASE_WRITERS),
+    )
+    async def end_order(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[EndRequest], ctx: Ctx
+    ) -> MonitoringOrder:
+        """End an order early; tracking of the subject stops with the next upload."""
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            order = await service.end_order(conn, ctx, order_id, data, resources.clock.now(), staged)
+        await _publish(resources, staged)
+        return order
+
+    @post(
+        "/monitoring-orders/{order_id:int}/renewals", opt=access("monitoring.renewal_request", CASE_WRITERS)
+    )
+    async def request_renewal(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[RenewalRequest], ctx: Ctx
+    ) -> Renewal:
+        """Ask to extend an order in force by at most 90 days, on a new assessment."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.request_renewal(conn, ctx, order_id, data, resources.clock.now())
+
+    @post(
+        "/monitoring-orders/{order_id:int}/renewals/{renewal_id:int}/approve",
+        status_code=200,
+        opt=access("monitoring.renewal_approve", APPROVERS),
+    )
+    async def approve_renewal(
+        self, request: AnyRequest, order_id: IdPath, renewal_id: IdPath, data: JSONBody[Decision], ctx: Ctx
+    ) -> Renewal:
+        return await self._decide_renewal(request, order_id, renewal_id, data, ctx, approve=True)
+
+    @post(
+        "/monitoring-orders/{order_id:int}/renewals/{renewal_id:int}/reject",
+        status_code=200,
+        opt=access("monitoring.renewal_reject", APPROVERS),
+    )
+    async def reject_renewal(
+        self, request: AnyRequest, order_id: IdPath, renewal_id: IdPath, data: JSONBody[Decision], ctx: Ctx
+    ) -> Renewal:
+        return await self._decide_renewal(request, order_id, renewal_id, data, ctx, approve=False)
+
+    async def _decide_renewal(
+        self, request: AnyRequest, order_id: int, renewal_id: int, data: Decision, ctx: Ctx, *, approve: bool
+    ) -> Renewal:
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            renewal = await service.decide_renewal(
+                conn, ctx, order_id, renewal_id, data, resources.clock.now(), staged, approve=approve
+            )
+        await _publish(resources, staged)
+        return renewal
+
+    @post(
+        "/monitoring-orders/{order_id:int}/device",
+        status_code=200,
+        opt=access("monitoring.device_assign", CASE_WRITERS),
+    )
+    async def assign_device(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[Assignment], ctx: Ctx
+    ) -> MonitoringOrder:
+        """Fit a device to the subject; it reports under this order from then on."""
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            order = await service.assign_device(conn, ctx, order_id, data, resources.clock.now(), staged)
+        await _publish(resources, staged)
+        return order
+
+    @delete(
+        "/monitoring-orders/{order_id:int}/device",
+        status_code=200,
+        opt=access("monitoring.device_release", CASE_WRITERS),
+    )
+    async def release_device(self, request: AnyRequest, order_id: IdPath, ctx: Ctx) -> MonitoringOrder:
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            order = await service.release_device(conn, ctx, order_id, resources.clock.now(), staged)
+        await _publish(resources, staged)
+        return order
+
+    @post("/monitoring-orders/{order_id:int}/zones", opt=access("monitoring.zone_add", CASE_WRITERS))
+    async def add_zone(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[ZoneCreate], ctx: Ctx
+    ) -> Zone:
+        """A circle or a GeoJSON polygon, inclusion or exclusion, with an optional weekly schedule."""
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            zone = await service.add_zone(conn, ctx, order_id, data, resources.clock.now(), staged)
+        await _publish(resources, staged)
+        return zone
+
+    @delete("/zones/{zone_id:int}", status_code=204, opt=access("monitoring.zone_remove", CASE_WRITERS))
+    async def remove_zone(self, request: AnyRequest, zone_id: IdPath, ctx: Ctx) -> None:
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            await service.remove_zone(conn, ctx, zone_id, resources.clock.now(), staged)
+        await _publish(resources, staged)
+
+
+class DeviceController(Controller):
+    path = "/devices"
+    tags = ["monitoring"]
+    dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
+
+    @post("/", opt=access("monitoring.device_register", DEVICE_KEEPERS))
+    async def register(
+        self, request: AnyRequest, data: JSONBody[DeviceCreate], ctx: Ctx
+    ) -> DeviceCredentials:
+        """Register a device for an office; its secret is shown in this reply only."""
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            created = await service.register_device(
+                conn, ctx, resources.keyring, data, resources.clock.now(), staged
+            )
+        await _publish(resources, staged)
+        return created
+
+    @get("/", opt=access("monitoring.device_list", (*CASE_WRITERS, Role.ADMIN)))
+    async def list_devices(
+        self,
+        request: AnyRequest,
+        ctx: Ctx,
+        after: FromQuery[Annotated[str | None, QueryParameter(max_length=64)]] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[Device]:
+        async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
+            return await service.list_devices(conn, ctx, after, limit)
+
+    @post(
+        "/{device_id:str}/secret",
+        status_code=200,
+        opt=access("monitoring.device_rotate_secret", DEVICE_KEEPERS),
+    )
+    async def rotate_secret(self, request: AnyRequest, device_id: DevicePath, ctx: Ctx) -> DeviceCredentials:
+        """A new secret, shown once; the old one stops working at the device's next upload."""
+        resources = resources_of(request)
+        staged: list[Staged] = []
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            rotated = await service.rotate_secret(
+                conn, ctx, resources.keyring, device_id, resources.clock.now(), staged
+            )
+        await _publish(resources, staged)
+        return rotated
