@@ -185,6 +185,13 @@ class World:
     # A service referral and a document on each case.
     service_referrals: dict[str, int] = field(default_factory=dict)
     documents: dict[str, int] = field(default_factory=dict)
+    # On each community-corrections case: an order in force (asked for by the case's officer,
+    # approved by sup_city), a device of the case's office fitted to it, an exclusion zone and
+    # a renewal waiting for a decision.
+    orders: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
+    zones: dict[str, int] = field(default_factory=dict)
+    renewals: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -297,6 +304,8 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
                 cid,
                 w.accounts[officer].id,
             )
+            if program == "community_corrections":
+                await _monitor(owner, w, name, cid, unit, officer, tag)
         for office in ("o1", "o3"):
             w.handovers[office] = await owner.fetchval(
                 "INSERT INTO handovers (source, source_name, target_org_unit_id, program, person, deadline, "
@@ -307,6 +316,51 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
                 w.accounts["sup_city"].id,
             )
     return w
+
+
+async def _monitor(
+    owner: asyncpg.Connection, w: World, name: str, case_id: int, unit: str, officer: str, tag: str
+) -> None:
+    officer_id, approver_id = w.accounts[officer].id, w.accounts["sup_city"].id
+    order_id = await owner.fetchval(
+        "INSERT INTO monitoring_orders (case_id, reason_code, legal_basis, assessment_ref, status, requested_by, "
+        "requested_at, decided_by, decided_at, starts_at, first_ends_at, ends_at) VALUES ($1, 'court_curfew', "
+        "'judgment 1', 'assessment 1', 'active', $2, now(), $3, now(), now() - interval '1 day', "
+        "now() + interval '60 days', now() + interval '60 days') RETURNING id",
+        case_id,
+        officer_id,
+        approver_id,
+    )
+    device_id = f"W{tag}-{name}"
+    await owner.execute(
+        "INSERT INTO devices (id, org_unit_id, secret_sealed, reporting_interval_s, registered_by, registered_at) "
+        "VALUES ($1, $2, '\\x00', 60, $3, now())",
+        device_id,
+        w.units[unit].id,
+        approver_id,
+    )
+    await owner.execute(
+        "INSERT INTO device_assignments (device_id, order_id, assigned_by, assigned_at) VALUES ($1, $2, $3, now())",
+        device_id,
+        order_id,
+        officer_id,
+    )
+    w.zones[name] = await owner.fetchval(
+        "INSERT INTO zones (order_id, kind, label, shape, created_by, created_at) VALUES ($1, 'exclusion', "
+        '\'school\', \'{"type": "circle", "centre": [121.47, 31.23], "radius_m": 200}\', $2, now()) '
+        "RETURNING id",
+        order_id,
+        officer_id,
+    )
+    w.renewals[name] = await owner.fetchval(
+        "INSERT INTO monitoring_renewals (order_id, assessment_ref, previous_ends_at, new_ends_at, requested_by, "
+        "requested_at) SELECT id, 'assessment 2', ends_at, ends_at + interval '30 days', $2, now() "
+        "FROM monitoring_orders WHERE id = $1 RETURNING id",
+        order_id,
+        officer_id,
+    )
+    w.orders[name] = order_id
+    w.devices[name] = device_id
 
 
 def scope_for(account: Account, world: World) -> str:

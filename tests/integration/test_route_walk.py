@@ -67,6 +67,10 @@ def out_of_scope_path(path: str, world: World) -> str:
         "handover_id": world.handovers["o3"],
         "document_id": world.documents["cc_o3"],
         "referral_id": world.service_referrals["cc_o3"],
+        "order_id": world.orders["cc_o3"],
+        "renewal_id": world.renewals["cc_o3"],
+        "zone_id": world.zones["cc_o3"],
+        "device_id": world.devices["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -121,6 +125,29 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         ("POST", "/cases/{case_id}/notes"): {"body": "x"},
         ("POST", "/people"): {"full_name": "x", "sex": "male", "birth_date": "1990-01-01", "org_unit_id": o3},
         ("PATCH", "/people/{person_id}"): {"aliases": ["x"]},
+        ("POST", "/cases/{case_id}/monitoring-orders"): {
+            "reason_code": "court_curfew",
+            "legal_basis": "x",
+            "assessment_ref": "x",
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-02-01T00:00:00Z",
+        },
+        ("POST", "/monitoring-orders/{order_id}/approve"): {},
+        ("POST", "/monitoring-orders/{order_id}/reject"): {},
+        ("POST", "/monitoring-orders/{order_id}/end"): {"reason": "x"},
+        ("POST", "/monitoring-orders/{order_id}/renewals"): {
+            "assessment_ref": "x",
+            "new_ends_at": "2030-01-01T00:00:00Z",
+        },
+        ("POST", "/monitoring-orders/{order_id}/renewals/{renewal_id}/approve"): {},
+        ("POST", "/monitoring-orders/{order_id}/renewals/{renewal_id}/reject"): {},
+        ("POST", "/monitoring-orders/{order_id}/device"): {"device_id": world.devices["cc_o1"]},
+        ("POST", "/monitoring-orders/{order_id}/zones"): {
+            "kind": "exclusion",
+            "label": "x",
+            "shape": {"type": "circle", "centre": [121.4, 31.2], "radius_m": 100},
+        },
+        ("POST", "/devices"): {"id": "intruder-1", "org_unit_id": o3},
         ("POST", "/people/{person_id}/addresses"): {
             "kind": "residence",
             "address": "somewhere",

@@ -13,7 +13,18 @@ from casemgr.cases import repository as cases_repository
 from casemgr.config import Settings
 from tests.conftest import World
 
-PERSONAL_DATA_TABLES = ("persons", "cases", "accounts", "audit_log")
+PERSONAL_DATA_TABLES = (
+    "persons",
+    "cases",
+    "accounts",
+    "audit_log",
+    "monitoring_orders",
+    "monitoring_renewals",
+    "devices",
+    "device_assignments",
+    "zones",
+    "pings",
+)
 
 SET_SCOPE = """
 SELECT set_config('app.account_id', $1, true), set_config('app.role', $2, true),
@@ -44,8 +55,16 @@ async def test_the_application_role_owns_nothing_and_cannot_bypass_row_security(
     assert owned == 0
 
 
-# Tables the application may read that hold no personal data: the org tree and configuration.
-NOT_PERSONAL = {"org_units", "contact_plan", "assessment_plan", "intake_deadlines"}
+# Tables the application may read that hold no personal data: the org tree, configuration,
+# and the queue of device ids whose configuration tracking must learn.
+NOT_PERSONAL = {
+    "org_units",
+    "contact_plan",
+    "assessment_plan",
+    "intake_deadlines",
+    "monitoring_reasons",
+    "tracking_outbox",
+}
 
 
 async def test_every_table_the_application_reads_forces_row_level_security_unless_it_holds_no_personal_data(
@@ -54,7 +73,7 @@ async def test_every_table_the_application_reads_forces_row_level_security_unles
     readable = await owner.fetch(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind = 'r' "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "AND has_table_privilege('casemgr_app', c.oid, 'SELECT')"
     )
     names = {r["relname"] for r in readable}
@@ -89,6 +108,17 @@ async def test_another_districts_scope_sees_no_rows_even_when_the_application_ch
             limit=100,
         )
         assert listed == []
+        # Monitoring: another district's order, zones, renewals, device and assignment.
+        order_in_d1 = world.orders["cc_o1"]
+        for sql, value in (
+            ("SELECT * FROM monitoring_orders WHERE id = $1", order_in_d1),
+            ("SELECT * FROM zones WHERE order_id = $1", order_in_d1),
+            ("SELECT * FROM monitoring_renewals WHERE order_id = $1", order_in_d1),
+            ("SELECT * FROM device_assignments WHERE order_id = $1", order_in_d1),
+            ("SELECT * FROM devices WHERE id = $1", world.devices["cc_o1"]),
+        ):
+            assert await app_conn.fetch(sql, value) == [], sql
+        assert await app_conn.fetch("SELECT * FROM zones WHERE order_id = $1", world.orders["cc_o3"]) != []
         # The same supervisor does see their own district's case: the policy is not just "no".
         assert await cases_repository.get(app_conn, world.cases["cc_o3"]) is not None
 
