@@ -323,8 +323,9 @@ async def _monitor(
 ) -> None:
     officer_id, approver_id = w.accounts[officer].id, w.accounts["sup_city"].id
     order_id = await owner.fetchval(
-        "INSERT INTO monitoring_orders (case_id, reason_code, legal_basis, assessment_ref, status, requested_by, "
-        "requested_at, decided_by, decided_at, starts_at, first_ends_at, ends_at) VALUES ($1, 'court_curfew', "
+        "INSERT INTO monitoring_orders (case_id, reason_code, legal_basis, assessment_ref, status, "
+        "requested_by, requested_at, decided_by, decided_at, starts_at, first_ends_at, ends_at) "
+        "VALUES ($1, 'court_curfew', "
         "'judgment 1', 'assessment 1', 'active', $2, now(), $3, now(), now() - interval '1 day', "
         "now() + interval '60 days', now() + interval '60 days') RETURNING id",
         case_id,
@@ -333,14 +334,15 @@ async def _monitor(
     )
     device_id = f"W{tag}-{name}"
     await owner.execute(
-        "INSERT INTO devices (id, org_unit_id, secret_sealed, reporting_interval_s, registered_by, registered_at) "
-        "VALUES ($1, $2, '\\x00', 60, $3, now())",
+        "INSERT INTO devices (id, org_unit_id, secret_sealed, reporting_interval_s, registered_by, "
+        "registered_at) VALUES ($1, $2, '\\x00', 60, $3, now())",
         device_id,
         w.units[unit].id,
         approver_id,
     )
     await owner.execute(
-        "INSERT INTO device_assignments (device_id, order_id, assigned_by, assigned_at) VALUES ($1, $2, $3, now())",
+        "INSERT INTO device_assignments (device_id, order_id, assigned_by, assigned_at) "
+        "VALUES ($1, $2, $3, now())",
         device_id,
         order_id,
         officer_id,
@@ -353,8 +355,9 @@ async def _monitor(
         officer_id,
     )
     w.renewals[name] = await owner.fetchval(
-        "INSERT INTO monitoring_renewals (order_id, assessment_ref, previous_ends_at, new_ends_at, requested_by, "
-        "requested_at) SELECT id, 'assessment 2', ends_at, ends_at + interval '30 days', $2, now() "
+        "INSERT INTO monitoring_renewals (order_id, assessment_ref, previous_ends_at, new_ends_at, "
+        "requested_by, requested_at) "
+        "SELECT id, 'assessment 2', ends_at, ends_at + interval '30 days', $2, now() "
         "FROM monitoring_orders WHERE id = $1 RETURNING id",
         order_id,
         officer_id,
