@@ -297,9 +297,9 @@ class Ingest:
         by_seq = {row[0]: row for row in fixes}
         path: list[tuple[int, int, float, float, str]] = []
         if previous:
-            t, lon, lat = previous.decode().split(" ")
+            t, lon, lat, seq = previous.decode().split(" ")
             marks = device.evidence(float(lon), float(lat), 0.0, int(float(t))) or ""
-            path.append((-1, int(float(t)), float(lon), float(lat), marks))
+            path.append((int(float(seq)) if seq else -1, int(float(t)), float(lon), float(lat), marks))
         for seq in applied:
             fix_marks = evidence.get(seq)
             if fix_marks is not None:

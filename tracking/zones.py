@@ -79,5 +79,9 @@ class CompiledDevice:
 
 
 def zone_layout(config: DeviceConfig) -> str:
-    """What the Redis script needs to know of the zones: "id:x" or "id:i", in evidence order."""
-    return ",".join(f"{z.id}:{'x' if z.kind == 'exclusion' else 'i'}" for z in config.zones)
+    """What the Redis script needs to know of the zones, in evidence order: "id:x" for an
+    exclusion zone, "id:i" for an inclusion zone always in force, "id:c" for one with a
+    schedule (a curfew)."""
+    return ",".join(
+        f"{z.id}:{'x' if z.kind == 'exclusion' else ('c' if z.schedule else 'i')}" for z in config.zones
+    )

@@ -2,7 +2,7 @@
 -- 5 alert stream, 6 deadlines: all under the shard's hash tag, so one slot.
 --
 -- State hash fields: hseq (highest sequence number seen), lt (fix time of the latest fix the
--- state machine applied), vt/vlon/vlat (the latest valid applied fix), lv (time of the latest
+-- state machine applied), vt/vlon/vlat/vseq (the latest valid applied fix), lv (time of the latest
 -- valid fix), rx (server time of the latest upload), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
 -- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
@@ -27,7 +27,7 @@ end
 
 local zones = {}
 for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
-  zones[#zones + 1] = {id = zid, exclusion = (kind == 'x')}
+  zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
 end
 
 local st, dirty = {}, {}

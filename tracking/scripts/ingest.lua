@@ -3,7 +3,7 @@
 -- battery, strap, case, evidence]; absent values are false; evidence is false for a fix
 -- without a valid position, else one character per zone (see tracking/zones.py).
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
---         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat" or '', applied seqs (msgpack)}
+--         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
 if not cfg.ver then return {'unknown'} end
 if cfg.ver ~= ARGV[1] then return {'stale', redis.call('HGET', cfg_key, 'blob')} end
 if not order_active() then return {'no_order'} end
@@ -28,7 +28,9 @@ local function on_transition(zone, old, new, active, seqs, seq, t)
       end
     end
   elseif new == 'O' then
-    if active then
+    -- Left, or first seen outside a zone in force at all times. First seen outside a curfew
+    -- zone is the watchdog's not_home_at_curfew_start, at the curfew's start plus grace.
+    if active and (old == 'I' or not zone.scheduled) then
       raise('c:inclusion_zone_left:' .. zid, 'inclusion_zone_left', 'critical', zid, seqs, t, seq)
     end
   elseif new == 'I' then
@@ -69,7 +71,7 @@ end
 local hseq = tonumber(st.hseq or '-1')
 local latest = tonumber(st.lt or '-1')
 local previous = ''
-if st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat end
+if st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat .. ' ' .. (st.vseq or '') end
 
 local accepted, duplicates, applied = {}, 0, {}
 local seen_reset = false
@@ -105,7 +107,7 @@ for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
         put('lv', t)
         clear('c:location_unavailable:', tostring(seq), t)
         for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
-        put('vt', t); put('vlon', lon); put('vlat', lat)
+        put('vt', t); put('vlon', lon); put('vlat', lat); put('vseq', seq)
       else
         if not st.lv then put('lv', t) end
         if t - tonumber(st.lv) >= unavailable_after then

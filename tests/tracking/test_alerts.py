@@ -1,0 +1,276 @@
+"""Scenario tests of the tracking core: every alert type, and the ways devices misbehave.
+
+Each test publishes a device configuration as casemgr would, uploads fixes through the real
+ingest path into the real Redis (single server and cluster), and reads the alert stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from casemgr.errors import Forbidden
+from tests.tracking.conftest import Device, Rig, now_ms
+from tracking.contract import CircleShape, ScheduleWindow, Thresholds, ZoneSpec
+from tracking.watchdog import Watchdog
+
+CENTRE = (121.47, 31.23)
+STRICT = Thresholds(confirm_fixes=2, confirm_seconds=3600)
+
+
+def at(east_m: float, north_m: float = 0.0) -> tuple[float, float]:
+    """A position east_m east and north_m north of CENTRE."""
+    lon = CENTRE[0] + east_m / (111_195.0 * math.cos(math.radians(CENTRE[1])))
+    return lon, CENTRE[1] + north_m / 111_195.0
+
+
+def circle(zone_id: int, kind: str, radius_m: float = 100, buffer_m: float = 20, **extra: object) -> ZoneSpec:
+    return ZoneSpec(
+        id=zone_id, kind=kind, shape=CircleShape(centre=CENTRE, radius_m=radius_m), buffer_m=buffer_m, **extra
+    )  # type: ignore[arg-type]
+
+
+async def walk(rig: Rig, device: Device, t0: int, east_m: list[float], step_ms: int = 10_000) -> None:
+    """One upload per fix, a fix every step_ms, along the east-west line through CENTRE."""
+    for i, east in enumerate(east_m):
+        await rig.upload(device, device.ping(t0 + i * step_ms, *at(east)))
+
+
+async def test_entering_an_exclusion_zone_alerts_once_after_n_fixes_and_leaving_clears_it(rig: Rig) -> None:
+    device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [500, 50])
+    assert await rig.raised(device) == []  # one fix inside is not yet enough
+    await walk(rig, device, t0 + 20_000, [40, 30, 20])
+    events = await rig.alerts(device)
+    assert [(e["kind"], e["act"]) for e in events] == [("exclusion_zone_entered", "raise")]
+    entered = events[0]
+    assert (entered["sev"], entered["zone"], entered["ord"], entered["case"]) == (
+        "critical",
+        "1",
+        "100",
+        "1100",
+    )
+    assert entered["fixes"] == "2,3"  # the fixes that confirmed it
+    await walk(rig, device, t0 + 60_000, [300, 300])
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)] == [
+        ("exclusion_zone_entered", "raise"),
+        ("exclusion_zone_entered", "clear"),
+        ("exclusion_zone_left", "raise"),
+    ]
+
+
+async def test_jitter_across_an_exclusion_boundary_enters_once_and_never_flaps(rig: Rig) -> None:
+    device = await rig.device([circle(1, "exclusion", radius_m=100, buffer_m=20)], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    # 5 m accuracy: the band reaches 125 m from the centre. The fixes hop between 95 and 120 m.
+    await walk(rig, device, t0, [95, 120, 95, 120, 95, 120, 95, 120, 95, 120])
+    assert await rig.raised(device) == ["exclusion_zone_entered"]
+
+
+async def test_leaving_an_inclusion_zone_alerts_and_coming_back_clears_it(rig: Rig) -> None:
+    device = await rig.device([circle(2, "inclusion", radius_m=200)], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [0, 10, 400, 450])
+    assert await rig.raised(device) == ["inclusion_zone_left"]
+    await walk(rig, device, t0 + 40_000, [100, 50])
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)] == [
+        ("inclusion_zone_left", "raise"),
+        ("inclusion_zone_left", "clear"),
+    ]
+
+
+def curfew_running_now() -> list[ScheduleWindow]:
+    """Every day from an hour ago until two hours from now, Shanghai time."""
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    return [
+        ScheduleWindow(days=[1, 2, 3, 4, 5, 6, 7], start=start.strftime("%H:%M"), end=end.strftime("%H:%M"))
+    ]
+
+
+async def test_curfew_starting_while_the_subject_is_away_alerts_and_a_late_return_follows(rig: Rig) -> None:
+    # A curfew already running when the configuration is published: the watchdog checks at once.
+    home = circle(3, "inclusion", radius_m=150, schedule=curfew_running_now(), grace_minutes=0)
+    device = await rig.device([home], thresholds=STRICT)
+    t0 = now_ms() - 120_000
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    # Away before the curfew's check: no inclusion_zone_left (never inside), but not home.
+    await walk(rig, device, t0, [2000, 2100])
+    assert (await watchdog.tick()).get("cs") == 1
+    assert await rig.raised(device) == ["not_home_at_curfew_start"]
+    assert (await watchdog.tick()).get("cs") is None  # handled once; the next start is tomorrow
+    due = await rig.redis.zscore(
+        rig.keyspace.device(device.device_id).shard.deadlines, f"cs|{device.device_id}|3"
+    )
+    assert due is not None and due > now_ms() + 3_600_000
+    await walk(rig, device, t0 + 30_000, [10, 0])
+    kinds = [(e["kind"], e["act"]) for e in await rig.alerts(device)]
+    assert kinds == [
+        ("not_home_at_curfew_start", "raise"),
+        ("not_home_at_curfew_start", "clear"),
+        ("late_return", "raise"),
+    ]
+
+
+async def test_a_subject_home_when_the_curfew_starts_raises_nothing(rig: Rig) -> None:
+    home = circle(3, "inclusion", radius_m=150, schedule=curfew_running_now())
+    device = await rig.device([home], thresholds=STRICT)
+    await walk(rig, device, now_ms() - 60_000, [0, 5])
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    await rig.publish(device)  # a zone change re-arms the check of the running curfew
+    assert (await watchdog.tick()).get("cs") == 1
+    assert await rig.raised(device) == []
+
+
+async def test_strap_tamper_and_case_opened_stay_open_until_an_officer_closes_them(rig: Rig) -> None:
+    device = await rig.device(thresholds=STRICT)
+    t0 = now_ms() - 300_000
+    await rig.upload(device, [device.ping(t0, strap_state="cut"), device.ping(t0 + 1000, strap_state="cut")])
+    await rig.upload(device, device.ping(t0 + 2000, strap_state="intact", case_state="opened"))
+    await rig.upload(device, device.ping(t0 + 3000, strap_state="cut", case_state="opened"))
+    assert await rig.raised(device) == ["strap_tamper", "device_case_opened"]
+    strap = next(e for e in await rig.alerts(device) if e["kind"] == "strap_tamper")
+    assert (strap["sev"], strap["fixes"]) == ("critical", "1")
+    keys = rig.keyspace.device(device.device_id).all()
+    assert await rig.scripts.clear(keys=keys, args=["strap_tamper", ""]) == 1
+    await rig.upload(device, device.ping(t0 + 4000, strap_state="cut"))
+    assert await rig.raised(device) == ["strap_tamper", "device_case_opened", "strap_tamper"]
+
+
+async def test_battery_alerts_low_then_critical_and_clears_when_charged(rig: Rig) -> None:
+    device = await rig.device(thresholds=STRICT)
+    t0 = now_ms() - 300_000
+    for i, percent in enumerate([50, 19, 18, 4, 3, 60]):
+        await rig.upload(device, device.ping(t0 + i * 1000, battery_percent=percent))
+    events = [(e["kind"], e["act"], e["sev"]) for e in await rig.alerts(device)]
+    assert events == [
+        ("low_battery", "raise", "serious"),
+        ("battery_critical", "raise", "serious"),
+        ("battery_critical", "clear", "info"),
+        ("low_battery", "clear", "info"),
+    ]
+
+
+async def test_a_device_going_dark_inside_a_zone_raises_no_signal_and_the_next_upload_clears_it(
+    rig: Rig,
+) -> None:
+    device = await rig.device(
+        [circle(1, "inclusion")], interval_s=1, thresholds=Thresholds(signal_buffer_seconds=0)
+    )
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    await rig.upload(device, device.ping(now_ms() - 1000, *at(0)))
+    assert (await watchdog.tick()).get("raised") is None
+    await asyncio.sleep(1.2)
+    assert (await watchdog.tick()).get("raised") == 1
+    assert (await watchdog.tick()).get("raised") is None  # one alert per silence
+    assert await rig.raised(device) == ["no_signal"]
+    await rig.upload(device, device.ping(now_ms(), *at(0)))
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)] == [
+        ("no_signal", "raise"),
+        ("no_signal", "clear"),
+    ]
+
+
+async def test_uploads_without_a_valid_fix_for_too_long_raise_location_unavailable(rig: Rig) -> None:
+    device = await rig.device(thresholds=Thresholds(location_unavailable_seconds=60))
+    t0 = now_ms() - 600_000
+    await rig.upload(device, device.ping(t0, *at(0)))
+    await rig.upload(device, device.ping(t0 + 30_000))  # no satellites
+    # A fix 2 km off at 900 m accuracy is no position either (max_accuracy_m is 250).
+    await rig.upload(device, device.ping(t0 + 50_000, *at(2000), accuracy_m=900.0))
+    assert await rig.raised(device) == []
+    await rig.upload(device, device.ping(t0 + 70_000))
+    await rig.upload(device, device.ping(t0 + 80_000))
+    assert await rig.raised(device) == ["location_unavailable"]
+    await rig.upload(device, device.ping(t0 + 90_000, *at(0)))
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)][-1] == ("location_unavailable", "clear")
+
+
+async def test_duplicates_are_dropped_by_sequence_number_and_counted(rig: Rig) -> None:
+    device = await rig.device()
+    t0 = now_ms() - 600_000
+    pings = [device.ping(t0 + i * 1000, *at(0)) for i in range(5)]
+    first = await rig.upload(device, pings)
+    again = await rig.upload(device, [pings[1], pings[3], device.ping(t0 + 9000, *at(0))])
+    assert (first.accepted, first.duplicate) == (5, 0)
+    assert (again.accepted, again.duplicate) == (1, 2)
+    queued = await rig.pings_queued()
+    assert sorted(fix[0] for _, fixes in queued for fix in fixes) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_late_fix_goes_to_history_but_never_changes_the_state_a_newer_fix_set(rig: Rig) -> None:
+    device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    late_a = device.ping(t0 + 5_000, *at(900))  # taken early, uploaded late
+    late_b = device.ping(t0 + 6_000, *at(900))
+    await rig.upload(device, [device.ping(t0 + 10_000, *at(0)), device.ping(t0 + 11_000, *at(0))])
+    assert await rig.raised(device) == ["exclusion_zone_entered"]
+    reply = await rig.upload(device, [late_a, late_b])
+    assert reply.accepted == 2
+    assert await rig.raised(device) == ["exclusion_zone_entered"]  # no exit from older fixes
+    assert len(await rig.pings_queued()) == 2  # but both uploads reached the history stream
+
+
+async def test_an_upload_out_of_order_is_evaluated_in_fix_time_order(rig: Rig) -> None:
+    device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    inside = [device.ping(t0 + i * 1000, *at(0)) for i in range(2)]
+    outside = [device.ping(t0 + 10_000 + i * 1000, *at(800)) for i in range(2)]
+    await rig.upload(device, [outside[1], inside[1], outside[0], inside[0]])
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)] == [
+        ("exclusion_zone_entered", "raise"),
+        ("exclusion_zone_entered", "clear"),
+        ("exclusion_zone_left", "raise"),
+    ]
+
+
+async def test_sparse_fixes_jumping_across_a_small_exclusion_zone_raise_a_crossing(rig: Rig) -> None:
+    device = await rig.device([circle(1, "exclusion", radius_m=40, buffer_m=0)], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await rig.upload(device, device.ping(t0, *at(-600)))
+    await rig.upload(device, device.ping(t0 + 60_000, *at(600)))  # straight through the zone
+    events = await rig.alerts(device)
+    assert [(e["kind"], e["via"], e["fixes"]) for e in events] == [
+        ("exclusion_zone_entered", "crossing", "1,2")
+    ]
+    # Passing beside the zone is no crossing.
+    await rig.upload(device, device.ping(t0 + 120_000, *at(-600, 300)))
+    assert len(await rig.alerts(device)) == 1
+
+
+async def test_evidence_held_for_t_seconds_changes_state_before_n_fixes(rig: Rig) -> None:
+    device = await rig.device(
+        [circle(1, "exclusion")], thresholds=Thresholds(confirm_fixes=10, confirm_seconds=30)
+    )
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [0, 0], step_ms=20_000)
+    assert await rig.raised(device) == []
+    await walk(rig, device, t0 + 40_000, [0])  # 40 s after the first fix inside
+    assert await rig.raised(device) == ["exclusion_zone_entered"]
+
+
+async def test_a_zone_change_is_in_force_from_the_next_upload(rig: Rig) -> None:
+    device = await rig.device(thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [0, 0])
+    assert await rig.raised(device) == []
+    await rig.publish(device, zones=[circle(7, "exclusion")])
+    await walk(rig, device, t0 + 20_000, [0, 0])
+    assert await rig.raised(device) == ["exclusion_zone_entered"]
+
+
+async def test_a_device_without_an_active_order_is_refused_and_nothing_is_stored(rig: Rig) -> None:
+    unassigned = await rig.device(order_id=None)
+    with pytest.raises(Forbidden):
+        await rig.upload(unassigned, unassigned.ping(now_ms() - 1000, *at(0)))
+    ended = await rig.device(starts_at_ms=now_ms() - 86_400_000, ends_at_ms=now_ms() - 1000)
+    with pytest.raises(Forbidden):
+        await rig.upload(ended, ended.ping(now_ms() - 5000, *at(0)))
+    assert await rig.pings_queued() == []
+    state = rig.keyspace.device(ended.device_id).state
+    assert await rig.redis.exists(state) == 0
