@@ -297,9 +297,10 @@ class Ingest:
         by_seq = {row[0]: row for row in fixes}
         path: list[tuple[int, int, float, float, str]] = []
         if previous:
-            t, lon, lat, seq = previous.decode().split(" ")
+            t, lon, lat, previous_seq = previous.decode().split(" ")
             marks = device.evidence(float(lon), float(lat), 0.0, int(float(t))) or ""
-            path.append((int(float(seq)) if seq else -1, int(float(t)), float(lon), float(lat), marks))
+            seq_a = int(float(previous_seq)) if previous_seq else -1
+            path.append((seq_a, int(float(t)), float(lon), float(lat), marks))
         for seq in applied:
             fix_marks = evidence.get(seq)
             if fix_marks is not None:

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from tracking.contract import CircleShape, ScheduleWindow, Thresholds, ZoneSpec
+from tracking.watchdog import Watchdog
 
 from casemgr.errors import Forbidden
 from tests.tracking.conftest import Device, Rig, now_ms
-from tracking.contract import CircleShape, ScheduleWindow, Thresholds, ZoneSpec
-from tracking.watchdog import Watchdog
 
 CENTRE = (121.47, 31.23)
 STRICT = Thresholds(confirm_fixes=2, confirm_seconds=3600)
