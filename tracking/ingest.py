@@ -324,5 +324,9 @@ class Ingest:
 
 
 def _field_of(error: msgspec.ValidationError) -> str:
-    match = re.search(r"at `\$\.?([^`]*)`", str(error))
+    message = str(error)
+    named = re.search(r"(?:unknown|missing required) field `([^`]+)`", message)
+    if named:
+        return named.group(1)
+    match = re.search(r"at `\$\.?([^`]*)`", message)
     return match.group(1) if match and match.group(1) else "body"

@@ -75,9 +75,12 @@ class Device:
         return body | extra
 
 
-@dataclass
+@dataclass(repr=False)
 class Rig:
     """A tracking core in its own namespace: publish devices, upload, read what came out."""
+
+    def __repr__(self) -> str:  # hypothesis prints the arguments of a failing example
+        return f"Rig(namespace={self.keyspace.namespace!r})"
 
     redis: RedisClient
     keyspace: KeySpace
