@@ -114,6 +114,8 @@ class Ingest:
             if status == b"stale":
                 entry = self._install(device_id, bytes(result[1]))
                 self._authenticate(entry.device, authorization, signature, body)
+                if entry.device.config.order_id is None:
+                    raise Forbidden("the device has no active monitoring order", reason="no_active_order")
                 continue
             self._cache.pop(device_id, None)
             if status == b"no_order":

@@ -20,7 +20,8 @@ from tracking.streams import Entry
 PERSISTER_GROUP = "persister"
 _CREATE_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS pings_in (
-    device_id text, seq bigint, order_id bigint, case_id bigint, fixed_at timestamptz, received_at timestamptz,
+    device_id text, seq bigint, order_id bigint, case_id bigint,
+    fixed_at timestamptz, received_at timestamptz,
     longitude double precision, latitude double precision, accuracy_m real, speed_mps real,
     battery_percent smallint, strap_state text, case_state text
 ) ON COMMIT DELETE ROWS
