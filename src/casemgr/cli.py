@@ -1,4 +1,5 @@
-"""The ``casemgr`` command: serve, migrate, seed-demo, create-admin, audit verify."""
+"""The ``casemgr`` command: serve, migrate, seed-demo, create-admin, audit verify, tasks run, and the
+tracking core's serve, workers, sync and simulate."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
+import msgspec
 
 from casemgr.config import ConfigError, Settings, load_settings
 from casemgr.logs import configure_logging
@@ -64,6 +67,15 @@ def _passwords(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
+def _write_private(path: Path, content: bytes) -> Path:
+    """Write a file only its owner may read (it holds secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(content)
+    return path
+
+
 async def _seed_demo(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
@@ -87,6 +99,17 @@ async def _seed_demo(args: argparse.Namespace) -> int:
             )
         finally:
             await pool.close()
+    if created:
+        from casemgr.monitoring.demo import seed_monitoring
+
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            devices = await seed_monitoring(conn, Keyring(settings.data_keys), datetime.now(UTC))
+        finally:
+            await conn.close()
+        path = _write_private(Path(args.devices_file), msgspec.json.format(msgspec.json.encode(devices)))
+        print(f"{len(devices)} monitored subjects; their devices' secrets are in {path} for the simulator")
+        await _tracking_sync()
     print("demo city seeded" if created else "demo city already present; nothing changed")
     print(f"demo logins (password {DEMO_PASSWORD!r}):")
     for login in DEMO_LOGINS:
@@ -169,6 +192,79 @@ async def _tasks_run() -> int:
     return 0
 
 
+def _tracking_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "tracking.asgi:build",
+        factory=True,
+        host=args.host or settings.tracking_host,
+        port=args.port or settings.tracking_port,
+        workers=args.workers or settings.tracking_workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    return 0
+
+
+def _tracking_workers() -> int:
+    from tracking.workers import run_workers
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run_workers(settings))
+    return 0
+
+
+async def _tracking_sync() -> int:
+    """Queue every device and publish it: rebuilds tracking's Redis keys from PostgreSQL."""
+    from datetime import UTC, datetime, timedelta
+
+    from tracking.keys import KeySpace
+
+    from casemgr.db import create_pool
+    from casemgr.monitoring.publisher import TrackingLink
+    from casemgr.monitoring.repository import queue_all
+    from casemgr.redis_client import create_redis
+
+    settings = _settings()
+    pool = await create_pool(settings.app_database_url, min_size=1, max_size=2)
+    redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
+    try:
+        # As the owner: the application role sees no device outside a caller's scope.
+        owner = await asyncpg.connect(settings.database_url)
+        try:
+            queued = await queue_all(owner)
+        finally:
+            await owner.close()
+        link = TrackingLink.create(redis, KeySpace(settings.tracking_shards, settings.tracking_namespace))
+        published = await link.drain_outbox(
+            pool, datetime.now(UTC) + timedelta(seconds=1), older_than=timedelta(0)
+        )
+    finally:
+        await pool.close()
+        await redis.aclose()
+    print(f"devices queued {queued}, published {published}")
+    return 0
+
+
+def _tracking_simulate(args: argparse.Namespace) -> int:
+    from tracking.simulator import run_simulator
+
+    from casemgr.monitoring.demo import DemoDevice
+
+    settings = _settings()
+    devices = msgspec.json.decode(Path(args.devices_file).read_bytes(), type=list[DemoDevice])
+    return asyncio.run(run_simulator(settings, devices, args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="casemgr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending migrations (as DATABASE_URL's user)")
     seed = commands.add_parser("seed-demo", help="create the demo city, its accounts and cases")
     seed.add_argument("--people", type=int, default=3000, help="how many people (default 3000)")
+    seed.add_argument(
+        "--devices-file", default=".data/demo-devices.json", help="where to write the demo devices' secrets"
+    )
     admin = commands.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--username", required=True)
     admin.add_argument("--display-name")
@@ -195,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; report the first break")
+    tracking = commands.add_parser("tracking", help="the device-facing tracking core")
+    tracking_commands = tracking.add_subparsers(dest="tracking_command", required=True)
+    tracking_serve = tracking_commands.add_parser("serve", help="run the ping ingest HTTP service")
+    tracking_serve.add_argument("--host")
+    tracking_serve.add_argument("--port", type=int)
+    tracking_serve.add_argument("--workers", type=int)
+    tracking_commands.add_parser("workers", help="run the watchdog, the persister and the alert sink")
+    tracking_commands.add_parser("sync", help="republish every device's configuration to Redis")
+    from tracking.simulator import add_arguments
+
+    add_arguments(
+        tracking_commands.add_parser("simulate", help="drive virtual devices through the demo city")
+    )
     return parser
 
 
@@ -202,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "tracking" and args.tracking_command == "serve":
+        return _tracking_serve(args)
+    if args.command == "tracking" and args.tracking_command == "workers":
+        return _tracking_workers()
+    if args.command == "tracking" and args.tracking_command == "simulate":
+        return _tracking_simulate(args)
     if args.command != "serve":
         configure_logging("console", "WARNING")
     if args.command == "migrate":
@@ -214,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_tasks_run())
     if args.command == "audit":
         return asyncio.run(_audit_verify())
+    if args.command == "tracking":
+        return asyncio.run(_tracking_sync())
     return 2
 
 
