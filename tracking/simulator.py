@@ -138,7 +138,9 @@ async def _upload(client: httpx.AsyncClient, device: VirtualDevice, batch: list[
         log.warning("upload_refused", device_id=device.spec.device_id, status=response.status_code)
 
 
-async def _post(client: httpx.AsyncClient, device: VirtualDevice, batch: list[dict[str, Any]]) -> httpx.Response:
+async def _post(
+    client: httpx.AsyncClient, device: VirtualDevice, batch: list[dict[str, Any]]
+) -> httpx.Response:
     return await client.post(
         "/v1/pings",
         content=msgspec.json.encode(batch),
