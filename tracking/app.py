@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import structlog
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, asgi, get
+from litestar.exceptions import ClientException, MethodNotAllowedException
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
 from casemgr.config import Settings
 from casemgr.crypto import Keyring
+from casemgr.errors import PayloadTooLarge
 from casemgr.redis_client import RedisClient, create_redis
 from casemgr.web.problems import EXCEPTION_HANDLERS
 from tracking.ingest import Ingest
@@ -24,24 +27,60 @@ from tracking.scripts import Scripts
 
 log = structlog.get_logger(__name__)
 _encode_json = msgspec.json.Encoder().encode
+# 1,000 pings of JSON stay well under this.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
-@post("/v1/pings", status_code=202)
-async def upload_pings(request: Request[Any, Any, Any]) -> Response[bytes]:
+_JSON = [(b"content-type", b"application/json")]
+
+
+@asgi("/v1/pings", copy_scope=False)
+async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
     """One ping, or a batch of up to 1,000, as JSON or MessagePack by Content-Type.
     Authenticated by the device's secret: `Authorization: Bearer <secret>`, or `X-Signature`
     carrying the hex HMAC-SHA256 of the body under the secret; `X-Device-Id` names the device.
-    202 once every accepted ping is queued; the reply counts accepted, duplicate and rejected."""
-    ingest: Ingest = request.app.state.ingest
-    headers = request.headers
+    202 once every accepted ping is queued; the reply counts accepted, duplicate and rejected.
+
+    A plain ASGI handler: the hot path of the device fleet skips Litestar's request and
+    response modelling (it has nothing to model); errors still become problem+json through
+    the app's exception handlers."""
+    http = cast(HTTPScope, scope)
+    if http["method"] != "POST":
+        raise MethodNotAllowedException(headers={"Allow": "POST"})
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in http["headers"]}
+    ingest: Ingest = scope["app"].state.ingest
     reply = await ingest.upload(
         device_id=headers.get("x-device-id"),
         authorization=headers.get("authorization"),
         signature=headers.get("x-signature"),
         content_type=headers.get("content-type", ""),
-        body=await request.body(),
+        body=await _body(receive),
     )
-    return Response(_encode_json(reply), status_code=202, media_type="application/json")
+    payload = _encode_json(reply)
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 202,
+        "headers": [*_JSON, (b"content-length", str(len(payload)).encode())],
+    }
+    await send(start)
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
+    await send(body)
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientException("the device disconnected mid-upload")
+        chunk = cast(bytes, message.get("body", b""))
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"an upload is at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 @get("/health/live")
@@ -66,7 +105,7 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
             redis=client,
             scripts=Scripts.register(client),
             keyring=Keyring(settings.data_keys),
-            keyspace=KeySpace(settings.tracking_shards),
+            keyspace=KeySpace(settings.tracking_shards, settings.tracking_namespace),
             max_batch=settings.tracking_max_batch,
             future_tolerance_ms=settings.tracking_future_tolerance_seconds * 1000,
             cache_size=settings.tracking_device_cache,
@@ -82,8 +121,7 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
         route_handlers=[upload_pings, live, ready],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        # 1,000 pings of JSON stay well under this.
-        request_max_body_size=2 * 1024 * 1024,
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
         logging_config=None,
         debug=False,

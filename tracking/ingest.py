@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import math
 import re
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from casemgr.errors import (
 )
 from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
+from tracking.geometry import METRES_PER_DEGREE
 from tracking.keys import KeySpace
 from tracking.scripts import Scripts
 from tracking.wire import IngestReply, Ping, RejectedPing
@@ -297,32 +299,45 @@ class Ingest:
         consecutive applied fixes, from the last valid fix before this upload on. Rare, so it
         may cost a second round trip."""
         by_seq = {row[0]: row for row in fixes}
-        path: list[tuple[int, int, float, float, str]] = []
+        path: list[tuple[int, int, float, float, float, str]] = []
         if previous:
             t, lon, lat, previous_seq = previous.decode().split(" ")
             marks = device.evidence(float(lon), float(lat), 0.0, int(float(t))) or ""
             seq_a = int(float(previous_seq)) if previous_seq else -1
-            path.append((seq_a, int(float(t)), float(lon), float(lat), marks))
+            path.append((seq_a, int(float(t)), float(lon), float(lat), 0.0, marks))
         for seq in applied:
             fix_marks = evidence.get(seq)
             if fix_marks is not None:
                 row = by_seq[seq]
-                path.append((seq, row[1], row[2], row[3], fix_marks))
-        for (seq_a, _, lon_a, lat_a, marks_a), (seq_b, t_b, lon_b, lat_b, marks_b) in itertools.pairwise(
-            path
-        ):
-            for i, zone in enumerate(device.zones):
-                if not zone.exclusion or marks_b[i] != marks_b[i].upper():
-                    continue  # an inclusion zone, or not in force at the later fix
-                if marks_a[i] in "Ii" or marks_b[i] == "I":
-                    continue  # a fix inside: the state machine speaks for it
-                if zone.shape.segment_enters((lon_a, lat_a), (lon_b, lat_b)):
-                    raised = await self.scripts.cross(
-                        keys=entry.keys,
-                        args=[device.version, zone.id, f"{seq_a if seq_a >= 0 else ''},{seq_b}", seq_b, t_b],
-                    )
-                    if raised:
-                        log.info("exclusion_zone_crossed", order_id=device.config.order_id, zone_id=zone.id)
+                path.append((seq, row[1], row[2], row[3], row[4], fix_marks))
+        exclusion = [(i, zone) for i, zone in enumerate(device.zones) if zone.exclusion]
+        cap = device.thresholds.accuracy_cap_m
+        metres_per_lon = METRES_PER_DEGREE * math.cos(math.radians(path[0][3])) if path else 0.0
+        for a, b in itertools.pairwise(path):
+            seq_a, _, lon_a, lat_a, accuracy_a, marks_a = a
+            seq_b, t_b, lon_b, lat_b, accuracy_b, marks_b = b
+            step = math.hypot((lon_b - lon_a) * metres_per_lon, (lat_b - lat_a) * METRES_PER_DEGREE)
+            for i, zone in exclusion:
+                mark_a, mark_b = marks_a[i], marks_b[i]
+                if mark_b != "O" and mark_b != "-":
+                    continue  # inside (the state machine speaks for it), or not in force
+                if mark_a in "Ii":
+                    continue
+                # From beyond the band on one side to beyond it on the other, through the zone, is
+                # at least both distances to the boundary: most steps are too short to cross.
+                reach = 0.0
+                if mark_a in "Oo":
+                    reach += zone.buffer_m + min(accuracy_a, cap)
+                if mark_b == "O":
+                    reach += zone.buffer_m + min(accuracy_b, cap)
+                if step <= reach * 0.99 or not zone.shape.segment_enters((lon_a, lat_a), (lon_b, lat_b)):
+                    continue
+                raised = await self.scripts.cross(
+                    keys=entry.keys,
+                    args=[device.version, zone.id, f"{seq_a if seq_a >= 0 else ''},{seq_b}", seq_b, t_b],
+                )
+                if raised:
+                    log.info("exclusion_zone_crossed", order_id=device.config.order_id, zone_id=zone.id)
 
 
 def _field_of(error: msgspec.ValidationError) -> str:

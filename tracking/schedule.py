@@ -87,6 +87,10 @@ class CompiledSchedule:
     _to_ms: int = 0
     _starts: list[int] = field(default_factory=list)
     _ends: list[int] = field(default_factory=list)
+    # The span around the last answer of active_at, between two window boundaries.
+    _span_from: int = 0
+    _span_to: int = 0
+    _span_active: bool = False
 
     def _cover(self, t_ms: int) -> None:
         if self._from_ms + _DAY_MS <= t_ms < self._to_ms - _DAY_MS:
@@ -98,9 +102,18 @@ class CompiledSchedule:
         self._ends = [e for _, e in intervals]
 
     def active_at(self, t_ms: int) -> bool:
+        # Fixes come in time order: the answer holds until the next window boundary.
+        if self._span_from <= t_ms < self._span_to:
+            return self._span_active
         self._cover(t_ms)
         i = bisect.bisect_right(self._starts, t_ms) - 1
-        return i >= 0 and t_ms < self._ends[i]
+        if i >= 0 and t_ms < self._ends[i]:
+            self._span_from, self._span_to, self._span_active = self._starts[i], self._ends[i], True
+        else:
+            previous_end = self._ends[i] if i >= 0 else self._from_ms
+            next_start = self._starts[i + 1] if i + 1 < len(self._starts) else self._to_ms - _DAY_MS
+            self._span_from, self._span_to, self._span_active = previous_end, next_start, False
+        return self._span_active
 
     def current_or_next(self, t_ms: int) -> tuple[int, int] | None:
         """The window holding t, else the next one to start (None if none within a week)."""

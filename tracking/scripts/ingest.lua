@@ -42,30 +42,49 @@ local function on_transition(zone, old, new, active, seqs, seq, t)
   end
 end
 
+-- Zone states are read once per call, changed in memory fix by fix, and written once.
+local zone_states = {}
+local function loaded(zid)
+  local z = zone_states[zid]
+  if not z then
+    local s, c, n, since, changed, seqs = zone_state(zid)
+    z = {s = s, c = c, n = n, since = since, changed = changed, seqs = seqs, dirty = false}
+    zone_states[zid] = z
+  end
+  return z
+end
+
 -- Hysteresis: a state changes after N consecutive fixes, or T ms, of the same evidence;
 -- a fix in the band ("-") neither counts nor breaks the run.
 local function step_zone(zone, mark, seq, t)
   local evidence = string.upper(mark)
   if evidence == '-' then return end
-  local active = mark == evidence
-  local s, c, n, since, changed, seqs = zone_state(zone.id)
-  if evidence == s then
-    c, n, seqs = '-', 0, ''
+  local z = loaded(zone.id)
+  if evidence == z.s then
+    if z.c ~= '-' then z.c, z.n, z.seqs, z.dirty = '-', 0, '', true end
+    return
+  end
+  z.dirty = true
+  if z.c == evidence then
+    z.n = z.n + 1
+    if z.n <= 10 then z.seqs = z.seqs .. ',' .. seq end
   else
-    if c == evidence then
-      n = n + 1
-      seqs = (n <= 10) and (seqs .. ',' .. seq) or seqs
-    else
-      c, n, since, seqs = evidence, 1, t, tostring(seq)
-    end
-    if n >= N or t - since >= T then
-      local old = s
-      s, changed, c, n = evidence, t, '-', 0
-      on_transition(zone, old, s, active, seqs, seq, t)
-      seqs = ''
+    z.c, z.n, z.since, z.seqs = evidence, 1, t, tostring(seq)
+  end
+  if z.n >= N or t - z.since >= T then
+    local old = z.s
+    z.s, z.changed, z.c, z.n = evidence, t, '-', 0
+    on_transition(zone, old, evidence, mark == evidence, z.seqs, seq, t)
+    z.seqs = ''
+  end
+end
+
+local function save_zones()
+  for zid, z in pairs(zone_states) do
+    if z.dirty then
+      put('z:' .. zid, z.s .. '|' .. z.c .. '|' .. z.n .. '|' .. z.since .. '|' .. z.changed .. '|' .. z.seqs)
     end
   end
-  put('z:' .. zone.id, s .. '|' .. c .. '|' .. n .. '|' .. since .. '|' .. changed .. '|' .. seqs)
 end
 
 local hseq = tonumber(st.hseq or '-1')
@@ -143,6 +162,7 @@ clear('c:no_signal:', '', now_ms)
 redis.call('ZADD', due_key, now_ms + tonumber(cfg.ivl) * 1000 + tonumber(cfg.sigbuf) * 1000, 'ns|' .. cfg.dev)
 put('hseq', hseq)
 put('lt', latest)
+save_zones()
 save_state()
 -- State outlives its order by a week at most, unless a renewal is published.
 local expire_at = tonumber(cfg.ends) + 7 * 86400000
