@@ -384,7 +384,12 @@ def main() -> int:
         )
     table = "\n".join(lines)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-case-files-{args.people}p-w{args.workers}-think{args.think_ms:.0f}"
+    out = (
+        ROOT
+        / "bench"
+        / "results"
+        / f"{stamp}-{platform.node()}-case-files-{args.people}p-w{args.workers}-think{args.think_ms:.0f}"
+    )
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(
         f"{args.people:,} people, {args.contacts:,} contacts, {args.concurrency} officers, "

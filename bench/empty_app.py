@@ -11,7 +11,9 @@ from litestar import Litestar, Request, Response, post
 @post("/v1/pings", status_code=202)
 async def empty(request: Request[Any, Any, Any]) -> Response[bytes]:
     await request.body()
-    return Response(b'{"accepted":1,"duplicate":0,"rejected":[]}', status_code=202, media_type="application/json")
+    return Response(
+        b'{"accepted":1,"duplicate":0,"rejected":[]}', status_code=202, media_type="application/json"
+    )
 
 
 def build() -> Litestar:

@@ -92,7 +92,9 @@ def subject(n: int, zones: int, version: int, now_ms: int) -> tuple[DeviceConfig
             ZoneSpec(
                 id=n * 10 + 1 + z,
                 kind="exclusion",
-                shape=CircleShape(centre=offset(home, 250 * math.cos(angle), 250 * math.sin(angle)), radius_m=60),
+                shape=CircleShape(
+                    centre=offset(home, 250 * math.cos(angle), 250 * math.sin(angle)), radius_m=60
+                ),
                 buffer_m=20,
             )
         )
@@ -127,11 +129,12 @@ async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int, d
                 keys = keyspace.device(config.device_id)
                 pipe.evalsha(
                     sha,
-                    4,
+                    5,
                     keys.config,
                     keys.state,
                     keys.seen,
                     keys.shard.deadlines,
+                    keys.blob,
                     1,
                     msgspec.msgpack.encode(config_fields(config)),
                     msgspec.msgpack.encode([list(d) for d in schedule_deadlines(config, now_ms)]),
@@ -148,7 +151,7 @@ async def memory_per_subject(redis: Redis, keyspace: KeySpace, subjects: int) ->
     config = state = 0
     for n in sample:
         keys = keyspace.device(f"B{n:07d}")
-        config += await redis.memory_usage(keys.config) or 0
+        config += (await redis.memory_usage(keys.config) or 0) + (await redis.memory_usage(keys.blob) or 0)
         state += (await redis.memory_usage(keys.state) or 0) + (await redis.memory_usage(keys.seen) or 0)
     return {"config_bytes": config / len(sample), "state_bytes": state / len(sample)}
 
@@ -167,9 +170,24 @@ async def drop_namespace(redis: Redis, namespace: str) -> None:
 def start(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
         env=env,
         cwd=ROOT,
@@ -204,11 +222,23 @@ def wrk(port: int, devices_file: Path, batch: int, seconds: float, connections: 
     base = int(time.time()) - 35 * 86_400
     output = subprocess.run(
         [
-            "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s",
-            str(ROOT / "bench" / "wrk" / "pings.lua"), f"http://127.0.0.1:{port}", "--",
-            str(devices_file), str(batch), str(base), str(first),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:.0f}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "wrk" / "pings.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(devices_file),
+            str(batch),
+            str(base),
+            str(first),
         ],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -224,7 +254,11 @@ def wrk(port: int, devices_file: Path, batch: int, seconds: float, connections: 
 
 
 async def paced_latency(
-    port: int, devices: list[tuple[str, str, float, float]], rate: float, seconds: float, redis: Redis,
+    port: int,
+    devices: list[tuple[str, str, float, float]],
+    rate: float,
+    seconds: float,
+    redis: Redis,
     keyspace: KeySpace,
 ) -> dict[str, float]:
     """Single pings at `rate` per second over 64 connections; one in fifty cuts a strap (each on
@@ -253,12 +287,17 @@ async def paced_latency(
                 cut, n = False, rng.randrange(len(devices) // 2)
             device_id, secret, lon, lat = devices[n]
             seq = seqs[device_id] = seqs.get(device_id, 10**7) + 1
-            body = msgspec.json.encode({
-                "device_id": device_id, "seq": seq,
-                "fix_time": datetime.fromtimestamp(base + seq - 10**7, tz=UTC).isoformat(),
-                "latitude": lat, "longitude": lon, "accuracy_m": 8.0,
-                "strap_state": "cut" if cut else "intact",
-            })
+            body = msgspec.json.encode(
+                {
+                    "device_id": device_id,
+                    "seq": seq,
+                    "fix_time": datetime.fromtimestamp(base + seq - 10**7, tz=UTC).isoformat(),
+                    "latitude": lat,
+                    "longitude": lon,
+                    "accuracy_m": 8.0,
+                    "strap_state": "cut" if cut else "intact",
+                }
+            )
             request = (
                 f"POST /v1/pings HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
                 f"X-Device-Id: {device_id}\r\nAuthorization: Bearer {secret}\r\n"
@@ -299,7 +338,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--zones", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -343,7 +384,9 @@ def main() -> int:
     async def prepare() -> None:
         redis = Redis.from_url(REDIS_URL)
         before = (await redis.info("memory"))["used_memory"]
-        result["publish_s"] = round(await publish(redis, keyspace, args.subjects, args.zones, devices_file), 1)
+        result["publish_s"] = round(
+            await publish(redis, keyspace, args.subjects, args.zones, devices_file), 1
+        )
         after = (await redis.info("memory"))["used_memory"]
         result["redis_used_memory_per_subject_bytes"] = round((after - before) / args.subjects)
         await redis.aclose()
@@ -414,18 +457,37 @@ def main() -> int:
     result["single_vs_empty"] = round(single_rate / empty, 3)
     rows = [
         ("empty Litestar POST, single ping (peer)", f"{empty:,.0f} req/s", "", ""),
-        ("tracking, single ping", f"{single_rate:,.0f} req/s", f"{single_rate / empty:.0%} of peer", "≥ 60 %"),
+        (
+            "tracking, single ping",
+            f"{single_rate:,.0f} req/s",
+            f"{single_rate / empty:.0%} of peer",
+            "≥ 60 %",
+        ),
         ("tracking, batches of %d" % args.batch, f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
-        ("ping-to-alert p99 at half rate", f"{lat['ping_to_alert_p99_ms']} ms",  # type: ignore[index]
-         f"p50 {lat['ping_to_alert_p50_ms']} ms, {lat['alerts']} alerts", "≤ 250 ms"),  # type: ignore[index]
-        ("Redis memory per subject", f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",  # type: ignore[index]
-         f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B", ""),  # type: ignore[index]
+        (
+            "ping-to-alert p99 at half rate",
+            f"{lat['ping_to_alert_p99_ms']} ms",  # type: ignore[index]
+            f"p50 {lat['ping_to_alert_p50_ms']} ms, {lat['alerts']} alerts",
+            "≤ 250 ms",
+        ),  # type: ignore[index]
+        (
+            "Redis memory per subject",
+            f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",  # type: ignore[index]
+            f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B",
+            "",
+        ),  # type: ignore[index]
     ]
     table = "\n".join(
-        ["| measure | figure | detail | limit |", "|---|---|---|---|"] + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+        ["| measure | figure | detail | limit |", "|---|---|---|---|"]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-tracking-ingest-{args.subjects}s-w{args.workers}"
+    out = (
+        ROOT
+        / "bench"
+        / "results"
+        / f"{stamp}-{platform.node()}-tracking-ingest-{args.subjects}s-w{args.workers}"
+    )
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(
         f"{args.subjects:,} subjects of {args.zones} zones, {args.workers} workers, {args.seconds:.0f} s per phase, "

@@ -140,7 +140,7 @@ class Ingest:
         ):
             return entry
         keys = self.keyspace.device(device_id)
-        blob = await self.redis.hget(keys.config, "blob")
+        blob = await self.redis.get(keys.blob)
         if blob is None:
             self._cache.pop(device_id, None)
             raise Unauthenticated("unknown device", reason="unknown_device")

@@ -57,9 +57,23 @@ class DeviceKeys:
     def seen(self) -> str:
         return f"{self.shard.tag}:seen:{self.device_id}"
 
+    @property
+    def blob(self) -> str:
+        """The whole configuration for the ingest workers, apart from the small hash the
+        scripts read (which stays in Redis's compact encoding that way)."""
+        return f"{self.shard.tag}:blob:{self.device_id}"
+
     def all(self) -> list[str]:
         """KEYS of every device script, in the order scripts/common.lua expects them."""
-        return [self.config, self.state, self.seen, self.shard.pings, self.shard.alerts, self.shard.deadlines]
+        return [
+            self.config,
+            self.state,
+            self.seen,
+            self.shard.pings,
+            self.shard.alerts,
+            self.shard.deadlines,
+            self.blob,
+        ]
 
 
 @dataclass(frozen=True, slots=True)

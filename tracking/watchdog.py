@@ -68,7 +68,7 @@ class Watchdog:
         return result.decode() if isinstance(result, bytes) else str(result)
 
     async def _schedule(self, device_id: str, zone_id: int) -> tuple[CompiledSchedule, int] | None:
-        blob = await self.redis.hget(self.keyspace.device(device_id).config, "blob")
+        blob = await self.redis.get(self.keyspace.device(device_id).blob)
         if not blob:
             return None
         config = _config_decoder.decode(blob if isinstance(blob, bytes) else blob.encode())

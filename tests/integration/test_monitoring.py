@@ -63,7 +63,7 @@ async def new_cc_case(owner: asyncpg.Connection, world: World) -> int:
 
 async def published(resources: Resources, device_id: str) -> DeviceConfig | None:
     keys = resources.tracking.keyspace.device(device_id)
-    blob = await resources.redis.hget(keys.config, "blob")
+    blob = await resources.redis.get(keys.blob)
     return None if blob is None else msgspec.msgpack.decode(blob, type=DeviceConfig)
 
 

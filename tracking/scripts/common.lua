@@ -1,5 +1,6 @@
 -- Shared by every device script. KEYS: 1 config, 2 state, 3 seen-bitmap, 4 ping stream,
--- 5 alert stream, 6 deadlines: all under the shard's hash tag, so one slot.
+-- 5 alert stream, 6 deadlines, 7 the whole configuration (for the workers): all under the
+-- shard's hash tag, so one slot.
 --
 -- State hash fields: hseq (highest sequence number seen), lt (fix time of the latest fix the
 -- state machine applied), vt/vlon/vlat/vseq (the latest valid applied fix), lv (time of the latest

@@ -5,10 +5,12 @@
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
 --         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
 if not cfg.ver then return {'unknown'} end
-if cfg.ver ~= ARGV[1] then return {'stale', redis.call('HGET', cfg_key, 'blob')} end
+if cfg.ver ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
 if not order_active() then return {'no_order'} end
 
-local WINDOW = 4096 -- duplicates are found by bitmap among the latest WINDOW sequence numbers
+-- Duplicates are found by bitmap among the latest WINDOW sequence numbers (a batch holds at
+-- most 1,000 pings): 128 bytes per subject.
+local WINDOW = 1024
 local N, T = tonumber(cfg.N), tonumber(cfg.T)
 local low, critical = tonumber(cfg.lowb), tonumber(cfg.critb)
 local unavailable_after = tonumber(cfg.locT)

@@ -1,4 +1,5 @@
--- casemgr publishes a device's configuration. KEYS: 1 config, 2 state, 3 seen, 4 deadlines.
+-- casemgr publishes a device's configuration. KEYS: 1 config, 2 state, 3 seen, 4 deadlines,
+-- 5 the whole configuration (msgpack, ARGV[4]).
 -- ARGV: 1 version (from one database sequence), 2 fields (msgpack map) or '' to remove the
 -- device, 3 schedule deadlines (msgpack list of [member, ms]), 4 the whole configuration
 -- (msgpack, for the ingest workers; Lua's msgpack cannot read its binary fields, so it rides apart). An older version than the one
@@ -10,7 +11,7 @@ local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 if ARGV[2] == '' then
   -- Deregistered: keep only the version, so an older publish cannot bring it back.
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'gone', '1')
   return 1
 end
@@ -21,7 +22,8 @@ if previous_order ~= (fields.order or '') then
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 redis.call('DEL', KEYS[1])
-local flat = {'ver', ARGV[1], 'pub', now_ms, 'blob', ARGV[4]}
+redis.call('SET', KEYS[5], ARGV[4])
+local flat = {'ver', ARGV[1], 'pub', now_ms}
 for name, value in pairs(fields) do flat[#flat + 1] = name; flat[#flat + 1] = tostring(value) end
 redis.call('HSET', KEYS[1], unpack(flat))
 if fields.order and fields.order ~= '' then
