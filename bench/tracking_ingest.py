@@ -45,12 +45,12 @@ from pathlib import Path
 
 import msgspec
 from redis.asyncio import Redis
-
-from casemgr.config import DataKey
-from casemgr.crypto import Keyring
 from tracking.contract import CircleShape, DeviceConfig, ScheduleWindow, ZoneSpec, secret_associated_data
 from tracking.keys import KeySpace
 from tracking.publishing import config_fields, schedule_deadlines
+
+from casemgr.config import DataKey
+from casemgr.crypto import Keyring
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

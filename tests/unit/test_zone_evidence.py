@@ -1,0 +1,68 @@
+"""The evidence one fix gives about each zone: the inline hot path agrees with the plain one."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, Thresholds, ZoneSpec
+from tracking.zones import CompiledDevice, compile_zone
+
+LON, LAT = 121.47, 31.23
+SQUARE = [
+    (LON - 0.002, LAT - 0.002),
+    (LON + 0.002, LAT - 0.002),
+    (LON + 0.002, LAT + 0.002),
+    (LON - 0.002, LAT + 0.002),
+]
+ZONES = [
+    ZoneSpec(id=1, kind="exclusion", shape=CircleShape(centre=(LON, LAT), radius_m=120), buffer_m=20),
+    ZoneSpec(
+        id=2,
+        kind="inclusion",
+        shape=CircleShape(centre=(LON + 0.001, LAT), radius_m=300),
+        buffer_m=30,
+        schedule=[ScheduleWindow(days=[1, 2, 3, 4, 5], start="21:00", end="06:00")],
+        grace_minutes=10,
+    ),
+    ZoneSpec(id=3, kind="exclusion", shape=PolygonShape(ring=[*SQUARE, SQUARE[0]]), buffer_m=10),
+]
+CONFIG = DeviceConfig(device_id="d", version=1, secret=b"", interval_s=60, zones=ZONES)
+
+
+def device() -> CompiledDevice:
+    return CompiledDevice(
+        config=CONFIG,
+        secret=b"",
+        zones=[compile_zone(z, CONFIG.time_zone) for z in ZONES],
+        thresholds=Thresholds(),
+    )
+
+
+@settings(max_examples=500)
+@given(
+    st.floats(-0.01, 0.01),
+    st.floats(-0.01, 0.01),
+    st.floats(0, 300),
+    st.integers(1_790_000_000_000, 1_800_000_000_000),
+)
+def test_the_inline_evidence_agrees_with_each_zones_own(
+    dlon: float, dlat: float, accuracy: float, t_ms: int
+) -> None:
+    compiled = device()
+    marks = compiled.evidence(LON + dlon, LAT + dlat, accuracy, t_ms)
+    if accuracy > compiled.thresholds.max_accuracy_m:
+        assert marks is None
+        return
+    cap = compiled.thresholds.accuracy_cap_m
+    assert marks == "".join(z.evidence(LON + dlon, LAT + dlat, accuracy, t_ms, cap) for z in compiled.zones)
+
+
+def test_a_fix_without_a_position_gives_no_evidence() -> None:
+    assert device().evidence(None, None, 5.0, 1_790_000_000_000) is None
+
+
+def test_a_fix_at_the_centre_of_an_exclusion_zone_outside_curfew_hours() -> None:
+    # 2026-11-25 12:00 Shanghai, a Wednesday: the home zone (2) is not in force (lower case).
+    marks = device().evidence(LON, LAT, 5.0, 1_795_579_200_000)
+    assert marks == "Ii" + "I"
