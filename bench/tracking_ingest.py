@@ -463,7 +463,7 @@ def main() -> int:
             f"{single_rate / empty:.0%} of peer",
             "≥ 60 %",
         ),
-        ("tracking, batches of %d" % args.batch, f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
+        (f"tracking, batches of {args.batch}", f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
         (
             "ping-to-alert p99 at half rate",
             f"{lat['ping_to_alert_p99_ms']} ms",  # type: ignore[index]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, Thresholds, ZoneSpec
 from tracking.zones import CompiledDevice, compile_zone
 
