@@ -24,6 +24,7 @@ from casemgr.redis_client import RedisClient, create_redis
 from casemgr.web.problems import EXCEPTION_HANDLERS
 from tracking.ingest import Ingest
 from tracking.keys import KeySpace
+from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,9 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         client = redis or create_redis(settings.redis_url, cluster=settings.redis_cluster, hot_path=True)
         app.state.redis = client
+        pipe = None if settings.redis_cluster else ScriptPipe(settings.redis_url)
         app.state.ingest = Ingest(
+            pipe=pipe,
             redis=client,
             scripts=Scripts.register(client),
             keyring=Keyring(settings.data_keys),
@@ -119,6 +122,8 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
         try:
             yield
         finally:
+            if pipe is not None:
+                pipe.close()
             if redis is None:
                 await client.aclose()
 

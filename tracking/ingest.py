@@ -36,6 +36,7 @@ from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
 from tracking.geometry import METRES_PER_DEGREE
 from tracking.keys import KeySpace
+from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
 from tracking.wire import IngestReply, Ping, RejectedPing
 from tracking.zones import CompiledDevice, compile_zone
@@ -81,6 +82,8 @@ class Ingest:
     future_tolerance_ms: int = 120_000
     cache_size: int = 200_000
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    # On a single Redis server the ingest script goes through this pipelined channel.
+    pipe: ScriptPipe | None = None
     _cache: dict[str, _Entry] = field(default_factory=dict)
 
     async def upload(
@@ -109,7 +112,11 @@ class Ingest:
                         FieldError(field=f"[{r.index}]", message=r.reason) for r in rejected + rejected_now
                     ],
                 )
-            result = await self.scripts.ingest(keys=entry.keys, args=[device.version, _encode(fixes)])
+            args: list[Any] = [device.version, _encode(fixes)]
+            if self.pipe is not None:
+                result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
+            else:
+                result = await self.scripts.ingest(keys=entry.keys, args=args)
             status = result[0]
             if status == b"ok":
                 break

@@ -16,10 +16,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from redis.asyncio import RedisCluster
 from tracking.contract import DeviceConfig, Thresholds, ZoneSpec, secret_associated_data
 from tracking.ingest import Ingest
 from tracking.keys import KeySpace
 from tracking.publishing import publish_device
+from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
 from tracking.wire import IngestReply
 
@@ -160,7 +162,11 @@ class Rig:
 async def rig(tracking_redis: RedisClient) -> AsyncIterator[Rig]:
     keyspace = KeySpace(shards=4, namespace=f"t{uuid.uuid4().hex[:8]}")
     scripts = Scripts.register(tracking_redis)
-    ingest = Ingest(redis=tracking_redis, scripts=scripts, keyring=KEYRING, keyspace=keyspace)
+    # As in production: on a single server the ingest script goes through the pipelined channel.
+    pipe = None if isinstance(tracking_redis, RedisCluster) else ScriptPipe(REDIS_URL)
+    ingest = Ingest(redis=tracking_redis, scripts=scripts, keyring=KEYRING, keyspace=keyspace, pipe=pipe)
     yield Rig(tracking_redis, keyspace, scripts, ingest)
+    if pipe is not None:
+        pipe.close()
     async for key in tracking_redis.scan_iter(match=f"{keyspace.namespace}:*", count=1000):
         await tracking_redis.delete(key)  # leave the shared Redis as we found it

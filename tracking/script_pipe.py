@@ -1,0 +1,120 @@
+"""EVALSHA to one Redis server over a few pipelined connections: the ingest's one round trip.
+
+redis-py checks a connection out of its pool and back for every command, wraps it in retry
+and timeout machinery, and parses the reply through several layers; on the ingest path that
+was about a third of a worker's time per single-ping upload (py-spy, bench/tracking_ingest.py).
+Here many uploads in flight share a connection: each writes its command (packed by hiredis)
+and waits for its reply, which Redis sends in order and hiredis parses. A lost connection
+fails the uploads waiting on it (the devices send them again) and is made anew on next use.
+Only for a single Redis server: against a cluster the ingest uses redis-py, which routes by
+slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            future = self._waiting.popleft()
+            if future.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                future.set_exception(
+                    NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+                )
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(RedisConnectionError("connection to Redis lost"))
+
+    def send(self, *args: Any) -> asyncio.Future[Any]:
+        if self.lost or self._transport is None:
+            raise RedisConnectionError("connection to Redis lost")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._transport.write(hiredis.pack_command(args))
+        return future
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class ScriptPipe:
+    def __init__(self, url: str, connections: int = 4, connect_timeout: float = 5.0) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 6379
+        self._db = int(parts.path.lstrip("/") or 0)
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._connect_timeout = connect_timeout
+        self._slots: list[_Connection | None] = [None] * connections
+        self._locks = [asyncio.Lock() for _ in range(connections)]
+        self._next = itertools.cycle(range(connections))
+
+    async def _connection(self, slot: int) -> _Connection:
+        connection = self._slots[slot]
+        if connection is not None and not connection.lost:
+            return connection
+        async with self._locks[slot]:
+            connection = self._slots[slot]
+            if connection is not None and not connection.lost:
+                return connection
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    _, connection = await loop.create_connection(_Connection, self._host, self._port)
+                    if self._password is not None:
+                        credentials = (
+                            (self._username, self._password) if self._username else (self._password,)
+                        )
+                        await connection.send("AUTH", *credentials)
+                    if self._db:
+                        await connection.send("SELECT", self._db)
+            except OSError as e:
+                raise RedisConnectionError(f"cannot connect to Redis: {type(e).__name__}") from None
+            self._slots[slot] = connection
+            return connection
+
+    async def evalsha(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        connection = await self._connection(next(self._next))
+        try:
+            return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Redis restarted, or was flushed of its scripts: load it and send again.
+            await connection.send("SCRIPT", "LOAD", script.script)
+            return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def close(self) -> None:
+        for connection in self._slots:
+            if connection is not None:
+                connection.close()
