@@ -27,7 +27,8 @@ from redis.exceptions import NoScriptError, ResponseError
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        # Futures waiting for replies, in the order their commands went out, with when they were sent.
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._transport: asyncio.Transport | None = None
         self.lost = False
 
@@ -37,7 +38,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
-            future = self._waiting.popleft()
+            future, _ = self._waiting.popleft()
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -51,17 +52,22 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         while self._waiting:
-            future = self._waiting.popleft()
+            future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(RedisConnectionError("connection to Redis lost"))
 
     def send(self, *args: Any) -> asyncio.Future[Any]:
         if self.lost or self._transport is None:
             raise RedisConnectionError("connection to Redis lost")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((future, loop.time()))
         self._transport.write(hiredis.pack_command(args))
         return future
+
+    def overdue(self, older_than: float) -> bool:
+        """Whether the oldest command still waiting was sent before ``older_than``."""
+        return bool(self._waiting) and self._waiting[0][1] < older_than
 
     def close(self) -> None:
         if self._transport is not None:
@@ -69,7 +75,9 @@ class _Connection(asyncio.Protocol):
 
 
 class ScriptPipe:
-    def __init__(self, url: str, connections: int = 4, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, connections: int = 4, connect_timeout: float = 5.0, reply_timeout: float = 5.0
+    ) -> None:
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
@@ -80,6 +88,20 @@ class ScriptPipe:
         self._slots: list[_Connection | None] = [None] * connections
         self._locks = [asyncio.Lock() for _ in range(connections)]
         self._next = itertools.cycle(range(connections))
+        self._reply_timeout = reply_timeout
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def _sweep(self) -> None:
+        """One timer for every command in flight: a connection whose oldest command has waited
+        longer than the reply timeout is dropped, failing what waits on it (cheaper than a
+        timer per upload)."""
+        while True:
+            await asyncio.sleep(self._reply_timeout / 5)
+            cutoff = asyncio.get_running_loop().time() - self._reply_timeout
+            for connection in self._slots:
+                if connection is not None and connection.overdue(cutoff):
+                    connection.close()
+                    connection.connection_lost(TimeoutError())
 
     async def _connection(self, slot: int) -> _Connection:
         connection = self._slots[slot]
@@ -106,6 +128,8 @@ class ScriptPipe:
             return connection
 
     async def evalsha(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         connection = await self._connection(next(self._next))
         try:
             return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -115,6 +139,8 @@ class ScriptPipe:
             return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for connection in self._slots:
             if connection is not None:
                 connection.close()

@@ -15,12 +15,7 @@ from redis.asyncio import Redis, RedisCluster
 RedisClient: TypeAlias = Redis | RedisCluster
 
 
-def create_redis(url: str, *, cluster: bool = False, hot_path: bool = False) -> RedisClient:
-    """``hot_path``: for the ping ingest, where every microsecond of client work counts: no
-    per-read timeout and no health-check round trips (a dead connection fails the request,
-    and the device sends it again)."""
+def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
     if cluster:
-        return RedisCluster.from_url(url, socket_timeout=None if hot_path else 5, socket_connect_timeout=5)
-    if hot_path:
-        return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=0)
+        return RedisCluster.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)

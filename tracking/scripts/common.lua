@@ -2,7 +2,7 @@
 -- 5 alert stream, 6 deadlines, 7 the whole configuration (for the workers): all under the
 -- shard's hash tag, so one slot.
 --
--- State hash fields: hseq (highest sequence number seen), lt (fix time of the latest fix the
+-- State fields: hseq (highest sequence number seen), lt (fix time of the latest fix the
 -- state machine applied), vt/vlon/vlat/vseq (the latest valid applied fix), lv (time of the latest
 -- valid fix), rx (server time of the latest upload), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
@@ -31,23 +31,18 @@ for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
   zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
 end
 
-local st, dirty = {}, {}
+-- The state is one msgpack string: one GET and at most one SET per call, whatever changed.
+local st, dirty = {}, false
 do
-  local raw = redis.call('HGETALL', st_key)
-  for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
+  local raw = redis.call('GET', st_key)
+  if raw then st = cmsgpack.unpack(raw) end
 end
 local function put(field, value)
   st[field] = value
-  dirty[field] = true
+  dirty = true
 end
 local function save_state()
-  local sets, dels = {}, {}
-  for field in pairs(dirty) do
-    if st[field] == nil then dels[#dels + 1] = field
-    else sets[#sets + 1] = field; sets[#sets + 1] = tostring(st[field]) end
-  end
-  if #sets > 0 then redis.call('HSET', st_key, unpack(sets)) end
-  if #dels > 0 then redis.call('HDEL', st_key, unpack(dels)) end
+  if dirty then redis.call('SET', st_key, cmsgpack.pack(st), 'KEEPTTL') end
 end
 
 local events = 0

@@ -30,7 +30,8 @@ if fields.order and fields.order ~= '' then
   local expire_at = tonumber(fields.ends) + 7 * 86400000
   redis.call('PEXPIREAT', KEYS[2], expire_at)
   redis.call('PEXPIREAT', KEYS[3], expire_at)
-  local last = tonumber(redis.call('HGET', KEYS[2], 'rx') or now_ms)
+  local state = redis.call('GET', KEYS[2])
+  local last = tonumber(state and cmsgpack.unpack(state).rx or now_ms)
   redis.call('ZADD', KEYS[4], last + tonumber(fields.ivl) * 1000 + tonumber(fields.sigbuf) * 1000,
              'ns|' .. fields.dev)
   for _, deadline in ipairs(cmsgpack.unpack(ARGV[3])) do
