@@ -43,7 +43,7 @@ class ZoneSpec(msgspec.Struct, kw_only=True, frozen=True):
     grace_minutes: int = 0
 
 
-class Thresholds(msgspec.Struct, kw_only=True, frozen=True):
+class Thresholds(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """How sure the state machine must be, and when the device conditions alert."""
 
     confirm_fixes: int = 2  # N consecutive fixes with the same evidence change a zone state ...

@@ -4,6 +4,9 @@ A zone is small next to the Earth (a home, a school, a district), so each zone g
 local equirectangular projection centred on itself: within a few kilometres of the centre the
 error is far below GPS accuracy, and a fix costs two multiplications to project. Shapes are
 compiled once when a subject's zone set changes; the hot path only projects and measures.
+Compiled shapes are msgspec Structs outside the garbage collector's view (gc=False): an ingest
+worker keeps a million of them, and tracked objects would make every full collection pause
+the worker for as long as it takes to visit them all.
 
 Signed distance is negative inside a shape and positive outside, in metres from the boundary.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 EARTH_RADIUS_M = 6_371_008.8
 METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180.0
@@ -26,8 +31,7 @@ class ShapeError(ValueError):
     """A shape that cannot be a zone; the message names the rule it breaks."""
 
 
-@dataclass(frozen=True, slots=True)
-class Projection:
+class Projection(msgspec.Struct, frozen=True, gc=False):
     """Longitude/latitude to metres east/north of an origin."""
 
     lon0: float
@@ -93,8 +97,7 @@ class Circle:
         return CompiledCircle(Projection.centred_on(*self.centre), self.radius_m)
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledCircle:
+class CompiledCircle(msgspec.Struct, frozen=True, gc=False):
     projection: Projection
     radius_m: float
 
@@ -129,8 +132,7 @@ class Polygon:
         return CompiledPolygon(projection, points, (min(xs), min(ys), max(xs), max(ys)))
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledPolygon:
+class CompiledPolygon(msgspec.Struct, frozen=True, gc=False):
     projection: Projection
     points: tuple[Point, ...]  # closed: points[0] == points[-1]
     bbox: tuple[float, float, float, float]

@@ -39,7 +39,7 @@ from tracking.keys import KeySpace
 from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
 from tracking.wire import IngestReply, Ping, RejectedPing
-from tracking.zones import CompiledDevice, compile_zone
+from tracking.zones import CompiledDevice
 
 log = structlog.get_logger(__name__)
 
@@ -65,10 +65,9 @@ def _reason(error: msgspec.ValidationError) -> str:
     return re.sub(r" - at `\$(\[\d+\])?\.?", " - at `", str(error)).replace("at ``", "at the top level")
 
 
-@dataclass(slots=True)
-class _Entry:
+class _Entry(msgspec.Struct, frozen=True, gc=False):
     device: CompiledDevice
-    keys: list[str]
+    keys: tuple[str, ...]
     loaded_at: float
 
 
@@ -99,7 +98,7 @@ class Ingest:
             raise Unauthenticated("the X-Device-Id header is missing or malformed", reason="no_device_id")
         entry = await self._entry(device_id)
         self._authenticate(entry.device, authorization, signature, body)
-        if entry.device.config.order_id is None:
+        if entry.device.order_id is None:
             raise Forbidden("the device has no active monitoring order", reason="no_active_order")
         pings, rejected = self._decode(body, content_type)
         for _ in range(3):  # a new configuration version mid-request: evaluate again with it
@@ -114,16 +113,16 @@ class Ingest:
                 )
             args: list[Any] = [device.version, _encode(fixes)]
             if self.pipe is not None:
-                result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
+                result = await self.pipe.evalsha(self.scripts.ingest, list(entry.keys), args)
             else:
-                result = await self.scripts.ingest(keys=entry.keys, args=args)
+                result = await self.scripts.ingest(keys=list(entry.keys), args=args)
             status = result[0]
             if status == b"ok":
                 break
             if status == b"stale":
                 entry = self._install(device_id, bytes(result[1]))
                 self._authenticate(entry.device, authorization, signature, body)
-                if entry.device.config.order_id is None:
+                if entry.device.order_id is None:
                     raise Forbidden("the device has no active monitoring order", reason="no_active_order")
                 continue
             self._cache.pop(device_id, None)
@@ -143,11 +142,11 @@ class Ingest:
     async def _entry(self, device_id: str) -> _Entry:
         entry = self._cache.get(device_id)
         if entry is not None and (
-            entry.device.config.order_id is not None or time.monotonic() - entry.loaded_at < _UNASSIGNED_TTL_S
+            entry.device.order_id is not None or time.monotonic() - entry.loaded_at < _UNASSIGNED_TTL_S
         ):
             return entry
         keys = self.keyspace.device(device_id)
-        blob = await self.redis.get(keys.blob)
+        blob = await (self.pipe.get(keys.blob) if self.pipe is not None else self.redis.get(keys.blob))
         if blob is None:
             self._cache.pop(device_id, None)
             raise Unauthenticated("unknown device", reason="unknown_device")
@@ -158,16 +157,12 @@ class Ingest:
             self._cache.pop(device_id, None)
             raise Unauthenticated("unknown device", reason="unknown_device")
         config = _config_decoder.decode(blob)
-        secret = self.keyring.open(config.secret, secret_associated_data(device_id))
-        device = CompiledDevice(
-            config=config,
-            secret=secret,
-            zones=[compile_zone(z, config.time_zone) for z in config.zones],
-            thresholds=config.thresholds,
+        device = CompiledDevice.of(
+            config, self.keyring.open(config.secret, secret_associated_data(device_id))
         )
         if len(self._cache) >= self.cache_size:
             del self._cache[next(iter(self._cache))]  # the oldest entry
-        entry = _Entry(device, self.keyspace.device(device_id).all(), time.monotonic())
+        entry = _Entry(device, tuple(self.keyspace.device(device_id).all()), time.monotonic())
         self._cache[device_id] = entry
         return entry
 
@@ -250,7 +245,6 @@ class Ingest:
         self, device: CompiledDevice, device_id: str, pings: list[tuple[int, Ping]]
     ) -> tuple[list[list[Any]], dict[int, str | None], list[RejectedPing]]:
         """The accepted pings as the script's fixes, sorted by fix time; the evidence per seq."""
-        config = device.config
         latest_allowed = self.now_ms() + self.future_tolerance_ms
         rows: list[list[Any]] = []
         evidence: dict[int, str | None] = {}
@@ -267,9 +261,9 @@ class Ingest:
                 reason = "accuracy_m is required with a position"
             elif t_ms > latest_allowed:
                 reason = "fix_time is in the future"
-            elif t_ms < config.starts_at_ms:
+            elif t_ms < device.starts_at_ms:
                 reason = "fix_time is before the monitoring order started"
-            elif t_ms >= config.ends_at_ms:
+            elif t_ms >= device.ends_at_ms:
                 reason = "fix_time is after the monitoring order ended"
             if reason is not None:
                 rejected.append(RejectedPing(index=index, reason=reason))
@@ -344,7 +338,7 @@ class Ingest:
                     args=[device.version, zone.id, f"{seq_a if seq_a >= 0 else ''},{seq_b}", seq_b, t_b],
                 )
                 if raised:
-                    log.info("exclusion_zone_crossed", order_id=device.config.order_id, zone_id=zone.id)
+                    log.info("exclusion_zone_crossed", order_id=device.order_id, zone_id=zone.id)
 
 
 def _field_of(error: msgspec.ValidationError) -> str:

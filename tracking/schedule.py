@@ -14,9 +14,10 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _HORIZON_DAYS = 9
@@ -27,8 +28,7 @@ class ScheduleError(ValueError):
     """A schedule that cannot be used; the message names the rule it breaks."""
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(msgspec.Struct, frozen=True, gc=False):
     days: tuple[int, ...]
     start: str
     end: str
@@ -79,14 +79,13 @@ def concrete_windows(
     return merged
 
 
-@dataclass(slots=True)
-class CompiledSchedule:
+class CompiledSchedule(msgspec.Struct, gc=False):
     windows: tuple[Window, ...]
     zone: ZoneInfo
     _from_ms: int = 0
     _to_ms: int = 0
-    _starts: list[int] = field(default_factory=list)
-    _ends: list[int] = field(default_factory=list)
+    _starts: tuple[int, ...] = ()
+    _ends: tuple[int, ...] = ()
     # The span around the last answer of active_at, between two window boundaries.
     _span_from: int = 0
     _span_to: int = 0
@@ -98,8 +97,8 @@ class CompiledSchedule:
         self._from_ms = t_ms - 2 * _DAY_MS
         self._to_ms = self._from_ms + _HORIZON_DAYS * _DAY_MS
         intervals = concrete_windows(self.windows, self.zone, self._from_ms, _HORIZON_DAYS)
-        self._starts = [s for s, _ in intervals]
-        self._ends = [e for _, e in intervals]
+        self._starts = tuple(s for s, _ in intervals)
+        self._ends = tuple(e for _, e in intervals)
 
     def active_at(self, t_ms: int) -> bool:
         # Fixes come in time order: the answer holds until the next window boundary.

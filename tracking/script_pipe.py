@@ -138,6 +138,11 @@ class ScriptPipe:
             await connection.send("SCRIPT", "LOAD", script.script)
             return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
 
+    async def get(self, key: str) -> bytes | None:
+        connection = await self._connection(next(self._next))
+        value: bytes | None = await connection.send("GET", key)
+        return value
+
     def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -14,15 +14,15 @@ beyond the band. For an exclusion zone that errs to the protected person's side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 from tracking.contract import CircleShape, DeviceConfig, Thresholds, ZoneSpec
 from tracking.geometry import Circle, CompiledCircle, CompiledPolygon, Polygon
 from tracking.schedule import CompiledSchedule, Window, parse_time_zone
 
 
-@dataclass(slots=True)
-class CompiledZone:
+class CompiledZone(msgspec.Struct, frozen=True, gc=False):
     id: int
     exclusion: bool
     shape: CompiledCircle | CompiledPolygon
@@ -58,18 +58,29 @@ def compile_zone(spec: ZoneSpec, time_zone: str) -> CompiledZone:
     )
 
 
-@dataclass(slots=True)
-class CompiledDevice:
-    """Everything the ingest path needs about one device, for one configuration version."""
+class CompiledDevice(msgspec.Struct, frozen=True, gc=False):
+    """Everything the ingest path needs about one device, for one configuration version; no
+    more (the ingest keeps one per device it serves)."""
 
-    config: DeviceConfig
+    version: int
+    order_id: int | None
+    starts_at_ms: int
+    ends_at_ms: int
     secret: bytes
-    zones: list[CompiledZone]
+    zones: tuple[CompiledZone, ...]
     thresholds: Thresholds
 
-    @property
-    def version(self) -> int:
-        return self.config.version
+    @classmethod
+    def of(cls, config: DeviceConfig, secret: bytes) -> CompiledDevice:
+        return cls(
+            version=config.version,
+            order_id=config.order_id,
+            starts_at_ms=config.starts_at_ms,
+            ends_at_ms=config.ends_at_ms,
+            secret=secret,
+            zones=tuple(compile_zone(z, config.time_zone) for z in config.zones),
+            thresholds=config.thresholds,
+        )
 
     def evidence(self, lon: float | None, lat: float | None, accuracy_m: float, t_ms: int) -> str | None:
         """One character per zone, in the order of config.zones; None for no valid position.

@@ -274,3 +274,33 @@ async def test_a_device_without_an_active_order_is_refused_and_nothing_is_stored
     assert await rig.pings_queued() == []
     state = rig.keyspace.device(ended.device_id).state
     assert await rig.redis.exists(state) == 0
+
+
+async def test_the_watchdog_handles_only_what_is_due_however_many_subjects_there_are(rig: Rig) -> None:
+    devices = [await rig.device(interval_s=3600) for _ in range(40)]
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    assert await watchdog.tick() == {}  # forty subjects, nothing due: no work
+    # Two subjects' no_signal deadlines come due (time passes for them alone).
+    for device in devices[:2]:
+        keys = rig.keyspace.device(device.device_id)
+        await rig.redis.zadd(keys.shard.deadlines, {f"ns|{device.device_id}": now_ms() - 1})
+    assert await watchdog.tick() == {"later": 2}  # their last upload is recent: moved, not raised
+    assert await rig.alerts() == []
+
+
+async def test_the_end_of_a_curfew_closes_its_open_conditions(rig: Rig) -> None:
+    home = circle(3, "inclusion", radius_m=150, schedule=curfew_running_now())
+    device = await rig.device([home], thresholds=STRICT)
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    await walk(rig, device, now_ms() - 60_000, [3000, 3100])
+    await watchdog.tick()
+    assert await rig.raised(device) == ["not_home_at_curfew_start"]
+    keys = rig.keyspace.device(device.device_id)
+    await rig.redis.zadd(keys.shard.deadlines, {f"ce|{device.device_id}|3": now_ms() - 1})  # the curfew ends
+    assert (await watchdog.tick()).get("ce") == 1
+    assert [(e["kind"], e["act"]) for e in await rig.alerts(device)] == [
+        ("not_home_at_curfew_start", "raise"),
+        ("not_home_at_curfew_start", "clear"),
+    ]
+    due = await rig.redis.zscore(keys.shard.deadlines, f"ce|{device.device_id}|3")
+    assert due is not None and due > now_ms() + 3_600_000  # tomorrow's end

@@ -4,8 +4,10 @@ idempotent when an entry is delivered twice, and taking over from a consumer tha
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from tracking.alert_sink import ALERT_GROUP, handle_alerts
 from tracking.persister import PERSISTER_GROUP, Persister
@@ -139,3 +141,25 @@ async def test_the_tracking_role_can_write_pings_and_alerts_but_read_nothing(
         for table in ("pings", "alerts", "cases", "persons", "monitoring_orders", "zones", "devices"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.fetch(f"SELECT 1 FROM {table} LIMIT 1")
+
+
+async def test_tracking_alerts_reach_the_officers_in_scope_and_nobody_else(
+    rig: Rig,
+    world: World,
+    tracking_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    login_as: Any,
+) -> None:
+    device = await monitored(rig, world)
+    await rig.upload(device, [device.ping(now_ms() - 2000, strap_state="cut"), device.ping(now_ms() - 1000)])
+    events = [
+        (b"x", f) for _, f in await rig.redis.xrange(rig.keyspace.device(device.device_id).shard.alerts)
+    ]
+    await handle_alerts(tracking_pool, events)
+    seen = await client.get("/alerts", params={"kind": "strap_tamper"}, headers=await login_as("off1"))
+    assert seen.status_code == 200
+    mine = [a for a in seen.json()["items"] if a["case_id"] == world.cases["cc_o1"]]
+    assert [(a["kind"], a["severity"]) for a in mine] == [("strap_tamper", "critical")]
+    assert mine[0]["details"]["device_id"] == device.device_id
+    other = await client.get("/alerts", params={"kind": "strap_tamper"}, headers=await login_as("sup_d2"))
+    assert world.cases["cc_o1"] not in [a["case_id"] for a in other.json()["items"]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, Thresholds, ZoneSpec
-from tracking.zones import CompiledDevice, compile_zone
+from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, ZoneSpec
+from tracking.zones import CompiledDevice
 
 LON, LAT = 121.47, 31.23
 SQUARE = [
@@ -30,12 +30,7 @@ CONFIG = DeviceConfig(device_id="d", version=1, secret=b"", interval_s=60, zones
 
 
 def device() -> CompiledDevice:
-    return CompiledDevice(
-        config=CONFIG,
-        secret=b"",
-        zones=[compile_zone(z, CONFIG.time_zone) for z in ZONES],
-        thresholds=Thresholds(),
-    )
+    return CompiledDevice.of(CONFIG, b"")
 
 
 @settings(max_examples=500)
