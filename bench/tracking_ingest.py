@@ -8,7 +8,9 @@ In one run, on the same uvicorn settings (--workers processes, uvloop, httptools
   4. Redis memory per monitored subject (configuration, and configuration plus state);
   5. ping-to-alert latency at half the single-ping maximum: a paced client sends pings, some
      with the strap cut, and the time from sending such a ping to its alert's entry on the alert
-     stream (the stream id is Redis's clock) is taken; p99 at most 250 ms.
+     stream (the stream id is Redis's clock) is taken; p99 at most 250 ms;
+  6. the persister: how fast one `casemgr tracking workers` persister drains everything the
+     phases above queued into a freshly migrated PostgreSQL database (pings/s).
 --subjects devices (default 1,000) are published first, each with --zones zones (a home with
 a night curfew, the rest exclusion zones around it). Run it with 1,000,000 subjects too: the
 rates must stay within 10 %.
@@ -42,15 +44,21 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import msgspec
 from redis.asyncio import Redis
 from tracking.contract import CircleShape, DeviceConfig, ScheduleWindow, ZoneSpec, secret_associated_data
 from tracking.keys import KeySpace
+from tracking.persister import PERSISTER_GROUP, Persister
 from tracking.publishing import config_fields, schedule_deadlines
+from tracking.streams import StreamConsumer
 
-from casemgr.config import DataKey
+from casemgr.config import TRACKING_DB_ROLE, DataKey, app_url_from_owner_url
 from casemgr.crypto import Keyring
+from casemgr.db import create_pool
+from casemgr.migrate import apply_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -143,6 +151,34 @@ async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int, d
                 out.write(f"{config.device_id} {secret} {home[0]:.6f} {home[1]:.6f}\n")
             await pipe.execute()
     return time.perf_counter() - started
+
+
+async def persist_backlog(redis: Redis, keyspace: KeySpace) -> dict[str, float]:
+    """Drain every ping stream of the run into PostgreSQL with the real persister."""
+    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = "casemgr_bench_tracking"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    parts = urlsplit(admin)
+    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    await apply_migrations(dsn)
+    tracking_dsn = app_url_from_owner_url(dsn, TRACKING_DB_ROLE)
+    pool = await create_pool(tracking_dsn, min_size=1, max_size=2)
+    consumer = StreamConsumer(
+        redis, [s.pings for s in keyspace.all_shards()], PERSISTER_GROUP, Persister(pool).handle
+    )
+    await consumer.ensure_groups()
+    started = time.perf_counter()
+    while await consumer.run_once():
+        pass
+    seconds = time.perf_counter() - started
+    owner = await asyncpg.connect(dsn)
+    rows = await owner.fetchval("SELECT count(*) FROM pings")
+    await owner.close()
+    await pool.close()
+    return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds)}
 
 
 async def memory_per_subject(redis: Redis, keyspace: KeySpace, subjects: int) -> dict[str, float]:
@@ -348,6 +384,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--device-cache", type=int, default=200_000, help="CASEMGR_TRACKING_DEVICE_CACHE")
+    parser.add_argument("--no-persist", dest="persist", action="store_false", help="skip the persister phase")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -439,6 +476,17 @@ def main() -> int:
             result["memory_usage_per_subject"] = asyncio.run(memory())
         finally:
             stop(server)
+        if args.persist:
+
+            async def persist() -> dict[str, float]:
+                redis = Redis.from_url(REDIS_URL)
+                try:
+                    return await persist_backlog(redis, keyspace)
+                finally:
+                    await redis.aclose()
+
+            result["persister"] = asyncio.run(persist())
+            print("persister:", result["persister"])
     finally:
 
         async def cleanup() -> None:
@@ -477,6 +525,16 @@ def main() -> int:
             "",
         ),  # type: ignore[index]
     ]
+    if "persister" in result:
+        persisted = result["persister"]  # type: ignore[assignment]
+        rows.append(
+            (
+                "persister: queued pings into PostgreSQL",
+                f"{persisted['rows_per_s']:,.0f} pings/s",  # type: ignore[index]
+                f"{persisted['rows']:,} rows in {persisted['seconds']} s, one process",  # type: ignore[index]
+                "",
+            )
+        )
     table = "\n".join(
         ["| measure | figure | detail | limit |", "|---|---|---|---|"]
         + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
