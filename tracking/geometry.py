@@ -122,20 +122,26 @@ class Polygon:
         validate_ring(self.ring)
 
     def compile(self) -> CompiledPolygon:
-        vertices = self.ring[:-1]
-        lon0 = sum(p[0] for p in vertices) / len(vertices)
-        lat0 = sum(p[1] for p in vertices) / len(vertices)
-        projection = Projection.centred_on(lon0, lat0)
-        points = tuple(projection.to_xy(*p) for p in self.ring)
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
-        return CompiledPolygon(projection, points, (min(xs), min(ys), max(xs), max(ys)))
+        return CompiledPolygon.from_ring(self.ring)
 
 
 class CompiledPolygon(msgspec.Struct, frozen=True, gc=False):
     projection: Projection
     points: tuple[Point, ...]  # closed: points[0] == points[-1]
     bbox: tuple[float, float, float, float]
+
+    @classmethod
+    def from_ring(cls, ring: Sequence[LonLat]) -> CompiledPolygon:
+        """Compile a ring validated before (when the zone was saved): the ingest path compiles
+        every device it meets and must not repeat the quadratic self-intersection check."""
+        vertices = ring[:-1]
+        lon0 = sum(p[0] for p in vertices) / len(vertices)
+        lat0 = sum(p[1] for p in vertices) / len(vertices)
+        projection = Projection.centred_on(lon0, lat0)
+        points = tuple(projection.to_xy(*p) for p in ring)
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        return cls(projection, points, (min(xs), min(ys), max(xs), max(ys)))
 
     def contains_xy(self, x: float, y: float) -> bool:
         """Even-odd ray casting; a point on the boundary may fall either way (distance 0)."""

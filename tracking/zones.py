@@ -18,7 +18,7 @@ import math
 import msgspec
 
 from tracking.contract import CircleShape, DeviceConfig, Thresholds, ZoneSpec
-from tracking.geometry import Circle, CompiledCircle, CompiledPolygon, Polygon
+from tracking.geometry import Circle, CompiledCircle, CompiledPolygon
 from tracking.schedule import CompiledSchedule, Window, parse_time_zone
 
 
@@ -42,17 +42,35 @@ class CompiledZone(msgspec.Struct, frozen=True, gc=False):
         return mark
 
 
+# Compiled schedules, shared: most subjects of a city keep the same few curfews, and a schedule
+# costs tens of microseconds to lay out over its horizon.
+_SCHEDULES: dict[tuple[str, tuple[Window, ...]], CompiledSchedule] = {}
+_MAX_SCHEDULES = 10_000
+
+
+def shared_schedule(windows: tuple[Window, ...], time_zone: str) -> CompiledSchedule:
+    key = (time_zone, windows)
+    schedule = _SCHEDULES.get(key)
+    if schedule is None:
+        if len(_SCHEDULES) >= _MAX_SCHEDULES:
+            _SCHEDULES.clear()
+        schedule = _SCHEDULES[key] = CompiledSchedule(windows, parse_time_zone(time_zone))
+    return schedule
+
+
 def compile_zone(spec: ZoneSpec, time_zone: str) -> CompiledZone:
+    """Compile a zone published by casemgr (its shape validated when it was saved)."""
     shape = spec.shape
     compiled = (
         Circle(shape.centre, shape.radius_m).compile()
         if isinstance(shape, CircleShape)
-        else Polygon(tuple(shape.ring)).compile()
+        else CompiledPolygon.from_ring(shape.ring)
     )
     schedule = None
     if spec.schedule:
-        windows = tuple(Window(tuple(w.days), w.start, w.end) for w in spec.schedule)
-        schedule = CompiledSchedule(windows, parse_time_zone(time_zone))
+        schedule = shared_schedule(
+            tuple(Window(tuple(w.days), w.start, w.end) for w in spec.schedule), time_zone
+        )
     return CompiledZone(
         spec.id, spec.kind == "exclusion", compiled, spec.buffer_m, spec.grace_minutes * 60_000, schedule
     )
