@@ -197,6 +197,8 @@ class World:
     devices: dict[str, str] = field(default_factory=dict)
     zones: dict[str, int] = field(default_factory=dict)
     renewals: dict[str, int] = field(default_factory=dict)
+    # A strap-tamper alert from the tracking core, new, on each community-corrections case.
+    alerts: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -369,6 +371,15 @@ async def _monitor(
     )
     w.orders[name] = order_id
     w.devices[name] = device_id
+    w.alerts[name] = await owner.fetchval(
+        "INSERT INTO alerts (kind, severity, org_unit_id, case_id, order_id, raised_at, details, dedupe_key, "
+        "event_id) VALUES ('strap_tamper', 'critical', $1, $2, $3, now(), $4::jsonb, $5, $5) RETURNING id",
+        w.units[unit].id,
+        case_id,
+        order_id,
+        f'{{"device_id": "{device_id}", "fixes": [1]}}',
+        f"em:{order_id}:strap_tamper::{tag}",
+    )
 
 
 def scope_for(account: Account, world: World) -> str:

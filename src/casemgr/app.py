@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from casemgr.accounts.controllers import AccountController
+from casemgr.alerts import service as alerts_service
 from casemgr.alerts.controllers import AlertController
 from casemgr.audit.controllers import AuditController
 from casemgr.auth.controllers import AuthController
@@ -74,11 +75,20 @@ def create_app(
                     every=timedelta(seconds=settings.tracking_outbox_interval_seconds),
                 )
             )
+        escalation: asyncio.Task[None] | None = None
+        if settings.alert_escalation_interval_seconds > 0:
+            escalation = asyncio.create_task(
+                alerts_service.run_escalation_forever(
+                    opened.pool,
+                    opened.clock,
+                    every=timedelta(seconds=settings.alert_escalation_interval_seconds),
+                )
+            )
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
-            for task in (engine, outbox):
+            for task in (engine, outbox, escalation):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -72,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tracking_namespace: str = "trk"
     # How often each worker republishes device configurations a request could not publish.
     tracking_outbox_interval_seconds: int = 5
+    # How often each worker escalates alerts nobody acknowledged in time (0: never).
+    alert_escalation_interval_seconds: int = 30
     tracking_host: str = "127.0.0.1"
     tracking_port: int = 8100
     tracking_workers: int = 1
@@ -196,6 +198,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_future_tolerance_seconds": ("CASEMGR_TRACKING_FUTURE_TOLERANCE_SECONDS", 0),
         "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
         "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
+        "alert_escalation_interval_seconds": ("CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS", 0),
     }
     for field, (name, minimum) in integers.items():
         raw = get(name)

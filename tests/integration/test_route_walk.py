@@ -71,6 +71,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "renewal_id": world.renewals["cc_o3"],
         "zone_id": world.zones["cc_o3"],
         "device_id": world.devices["cc_o3"],
+        "alert_id": world.alerts["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -148,6 +149,7 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
             "shape": {"type": "circle", "centre": [121.4, 31.2], "radius_m": 100},
         },
         ("POST", "/devices"): {"id": "intruder-1", "org_unit_id": o3},
+        ("POST", "/alerts/{alert_id}/resolve"): {"outcome": "false_alarm", "note": "checked"},
         ("POST", "/people/{person_id}/addresses"): {
             "kind": "residence",
             "address": "somewhere",

@@ -64,6 +64,7 @@ NOT_PERSONAL = {
     "intake_deadlines",
     "monitoring_reasons",
     "tracking_outbox",
+    "alert_escalation_limits",
 }
 
 

@@ -1,20 +1,28 @@
-"""HTTP routes of alerts."""
+"""HTTP routes of the officers' inbox."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+import structlog
+from litestar import Controller, get, post
 from litestar.di import Provide
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from redis.exceptions import RedisError
 
 from casemgr.alerts import service
-from casemgr.alerts.schemas import AlertPage, AlertStatus
-from casemgr.auth.principal import CASE_READERS
+from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
+from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
 from casemgr.db import scoped_transaction
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
-from casemgr.wire import MAX_ID, Cursor
+from casemgr.wire import MAX_ID, Cursor, IdPath
+
+log = structlog.get_logger(__name__)
+
+Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]
+UnitId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
+Minutes = Annotated[int | None, QueryParameter(ge=0, le=525_600, description="raised at least this long ago")]
 
 
 class AlertController(Controller):
@@ -28,21 +36,86 @@ class AlertController(Controller):
         request: AnyRequest,
         ctx: Ctx,
         status: FromQuery[AlertStatus | None] = None,
-        kind: Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")] = None,
-        org_unit_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        kind: Kind = None,
+        severity: FromQuery[Severity | None] = None,
+        org_unit_id: UnitId = None,
         program: FromQuery[Program | None] = None,
+        older_than_minutes: Minutes = None,
+        escalated_to_me: FromQuery[bool] = False,
+        mine: FromQuery[bool] = False,
         after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AlertPage:
-        """Alerts inside the caller's scope: missed intakes, overdue contacts and tasks."""
+        """The inbox: alerts inside the caller's scope (tracking alerts, missed intakes, overdue
+        contacts and tasks), oldest first, with filters."""
+        resources = resources_of(request)
+        query = service.InboxQuery(
+            status=status,
+            kind=kind,
+            severity=severity,
+            program=program,
+            org_unit_id=org_unit_id,
+            older_than_minutes=older_than_minutes,
+            escalated_to_me=escalated_to_me,
+            mine=mine,
+        )
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.inbox(conn, ctx, query, after=after, limit=limit, now=resources.clock.now())
+
+    @get("/counts", opt=access("alert.counts", CASE_READERS))
+    async def counts(
+        self,
+        request: AnyRequest,
+        ctx: Ctx,
+        status: FromQuery[AlertStatus | None] = None,
+        kind: Kind = None,
+        severity: FromQuery[Severity | None] = None,
+        org_unit_id: UnitId = None,
+        program: FromQuery[Program | None] = None,
+        older_than_minutes: Minutes = None,
+        escalated_to_me: FromQuery[bool] = False,
+        mine: FromQuery[bool] = False,
+    ) -> AlertCounts:
+        """How many alerts the same filters hold, by status and severity."""
+        resources = resources_of(request)
+        query = service.InboxQuery(
+            status=status,
+            kind=kind,
+            severity=severity,
+            program=program,
+            org_unit_id=org_unit_id,
+            older_than_minutes=older_than_minutes,
+            escalated_to_me=escalated_to_me,
+            mine=mine,
+        )
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.counts(conn, ctx, query, resources.clock.now())
+
+    @get("/{alert_id:int}", opt=access("alert.read", CASE_READERS))
+    async def read(self, request: AnyRequest, alert_id: IdPath, ctx: Ctx) -> Alert:
         async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
-            return await service.list_alerts(
-                conn,
-                ctx,
-                status=status,
-                kind=kind,
-                after=after,
-                limit=limit,
-                org_unit_id=org_unit_id,
-                program=program,
-            )
+            return await service.read(conn, ctx, alert_id)
+
+    @post("/{alert_id:int}/acknowledge", status_code=200, opt=access("alert.acknowledge", CASE_WRITERS))
+    async def acknowledge(self, request: AnyRequest, alert_id: IdPath, ctx: Ctx) -> Alert:
+        """I have seen it and I am on it: the alert stops escalating."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.acknowledge(conn, ctx, alert_id, resources.clock.now())
+
+    @post("/{alert_id:int}/resolve", status_code=200, opt=access("alert.resolve", CASE_WRITERS))
+    async def resolve(
+        self, request: AnyRequest, alert_id: IdPath, data: JSONBody[Resolution], ctx: Ctx
+    ) -> Alert:
+        """Close the alert with an outcome and a note saying what was found. A strap tamper or an
+        opened case is closed in the tracking core too, so the next one alerts again."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            alert = await service.resolve(conn, ctx, alert_id, data, resources.clock.now())
+        device_id = alert.details.get("device_id")
+        if alert.kind in service.PERSON_CLOSED_KINDS and isinstance(device_id, str):
+            try:
+                await resources.tracking.clear_condition(device_id, alert.kind)
+            except (RedisError, OSError) as e:
+                log.warning("tracking_clear_failed", alert_id=alert.id, error_type=type(e).__name__)
+        return alert

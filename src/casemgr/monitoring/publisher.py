@@ -125,6 +125,11 @@ class TrackingLink:
             done += 1
         return done
 
+    async def clear_condition(self, device_id: str, kind: str, zone_id: int | None = None) -> bool:
+        """Close a condition only a person may close (strap_tamper, device_case_opened)."""
+        keys = self.keyspace.device(device_id).all()
+        return bool(await self.scripts.clear(keys=keys, args=[kind, "" if zone_id is None else zone_id]))
+
     async def drain_outbox(self, pool: asyncpg.Pool, now: datetime, *, older_than: timedelta) -> int:
         """Publish what earlier requests left queued, city by city as the system role."""
         async with pool.acquire() as conn:
