@@ -119,8 +119,9 @@ async def test_alerts_reach_casemgr_once_with_ids_and_times_only_and_clears_are_
     await handle_alerts(tracking_pool, events)  # delivered twice: still one row per event
     rows = await owner.fetch(
         "SELECT kind, severity::text, org_unit_id, case_id, order_id, details, cleared_at, status::text "
-        "FROM alerts WHERE order_id = $1 ORDER BY id",
+        "FROM alerts WHERE order_id = $1 AND details ->> 'device_id' = $2 ORDER BY id",
         world.orders["cc_o1"],
+        device.device_id,
     )
     assert [(r["kind"], r["severity"], r["status"]) for r in rows] == [
         ("exclusion_zone_entered", "critical", "new"),
@@ -158,7 +159,7 @@ async def test_tracking_alerts_reach_the_officers_in_scope_and_nobody_else(
     await handle_alerts(tracking_pool, events)
     seen = await client.get("/alerts", params={"kind": "strap_tamper"}, headers=await login_as("off1"))
     assert seen.status_code == 200
-    mine = [a for a in seen.json()["items"] if a["case_id"] == world.cases["cc_o1"]]
+    mine = [a for a in seen.json()["items"] if a["details"].get("device_id") == device.device_id]
     assert [(a["kind"], a["severity"]) for a in mine] == [("strap_tamper", "critical")]
     assert mine[0]["details"]["device_id"] == device.device_id
     other = await client.get("/alerts", params={"kind": "strap_tamper"}, headers=await login_as("sup_d2"))
