@@ -199,6 +199,8 @@ class World:
     renewals: dict[str, int] = field(default_factory=dict)
     # A strap-tamper alert from the tracking core, new, on each community-corrections case.
     alerts: dict[str, int] = field(default_factory=dict)
+    # An authorised absence covering the zone, next week.
+    absences: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -371,6 +373,15 @@ async def _monitor(
     )
     w.orders[name] = order_id
     w.devices[name] = device_id
+    w.absences[name] = await owner.fetchval(
+        "INSERT INTO absence_permissions (order_id, zone_ids, starts_at, ends_at, reason, granted_by, "
+        "granted_at) VALUES ($1, ARRAY[$2::bigint], now() + interval '7 days', now() + interval '8 days', "
+        "'travel', $3, now()) "
+        "RETURNING id",
+        order_id,
+        w.zones[name],
+        officer_id,
+    )
     w.alerts[name] = await owner.fetchval(
         "INSERT INTO alerts (kind, severity, org_unit_id, case_id, order_id, raised_at, details, dedupe_key, "
         "event_id) VALUES ('strap_tamper', 'critical', $1, $2, $3, now(), $4::jsonb, $5, $5) RETURNING id",

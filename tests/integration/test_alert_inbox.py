@@ -217,3 +217,82 @@ async def test_an_alert_nobody_acknowledges_goes_to_the_office_then_one_level_up
         f"level_1_to_unit_{world.units['o1'].id}",
         f"level_2_to_unit_{world.units['d1'].id}",
     ]
+
+
+async def test_an_authorised_absence_covers_its_zones_alerts_which_are_kept_but_never_escalate(
+    client: httpx.AsyncClient, world: World, owner: asyncpg.Connection, login_as: Any, resources: Resources
+) -> None:
+    order_id, zone_id = world.orders["cc_o1"], world.zones["cc_o1"]
+    officer = await login_as("off1")
+    now = datetime.now(UTC)
+
+    async def tracking_alert(kind: str, zone: int, minutes_ago: int) -> int:
+        alert_id: int = await owner.fetchval(
+            "INSERT INTO alerts (kind, severity, org_unit_id, case_id, order_id, raised_at, details, "
+            "dedupe_key, event_id) VALUES ($1, 'critical', $2, $3, $4, now() - $5 * interval '1 minute', "
+            "$6::jsonb, $7, $7) RETURNING id",
+            kind,
+            world.units["c1"].id,
+            world.cases["cc_o1"],
+            order_id,
+            minutes_ago,
+            f'{{"zone_id": {zone}}}',
+            f"em:test:{kind}:{zone}:{minutes_ago}",
+        )
+        return alert_id
+
+    before = await tracking_alert("inclusion_zone_left", zone_id, 30)  # raised before the grant
+    grant = {
+        "zone_ids": [zone_id],
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(days=2)).isoformat(),
+        "reason": "approved travel to the provincial hospital",
+    }
+    granted = await client.post(f"/monitoring-orders/{order_id}/absences", json=grant, headers=officer)
+    assert granted.status_code == 201, granted.text
+    absence_id = granted.json()["id"]
+    during = await tracking_alert("exclusion_zone_entered", zone_id, 0)
+    elsewhere = await tracking_alert("exclusion_zone_entered", zone_id + 10_000, 1)  # not a covered zone
+    covered = {
+        r["id"]: r["covered_by_absence_id"]
+        for r in await owner.fetch(
+            "SELECT id, covered_by_absence_id FROM alerts WHERE id = ANY($1::bigint[])",
+            [before, during, elsewhere],
+        )
+    }
+    assert covered == {before: absence_id, during: absence_id, elsewhere: None}
+    await escalate(resources.pool, now + timedelta(hours=1))
+    levels = {
+        r["id"]: r["escalation_level"]
+        for r in await owner.fetch(
+            "SELECT id, escalation_level FROM alerts WHERE id = ANY($1::bigint[])",
+            [before, during, elsewhere],
+        )
+    }
+    assert levels == {before: 0, during: 0, elsewhere: 1}
+    listed = (await client.get(f"/alerts/{during}", headers=officer)).json()
+    assert listed["covered_by_absence_id"] == absence_id
+    revoked = await client.post(
+        f"/monitoring-orders/{order_id}/absences/{absence_id}/revoke", headers=officer
+    )
+    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == world.accounts["off1"].id
+
+
+async def test_an_absence_names_zones_of_its_order_and_lasts_at_most_31_days(
+    client: httpx.AsyncClient, world: World, login_as: Any
+) -> None:
+    now = datetime.now(UTC)
+    base = {"starts_at": now.isoformat(), "reason": "travel"}
+    officer = await login_as("off1")
+    foreign = await client.post(
+        f"/monitoring-orders/{world.orders['cc_o1']}/absences",
+        json=base | {"zone_ids": [world.zones["cc_o3"]], "ends_at": (now + timedelta(days=1)).isoformat()},
+        headers=officer,
+    )
+    assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "zone_ids"
+    too_long = await client.post(
+        f"/monitoring-orders/{world.orders['cc_o1']}/absences",
+        json=base | {"zone_ids": [world.zones["cc_o1"]], "ends_at": (now + timedelta(days=32)).isoformat()},
+        headers=officer,
+    )
+    assert (too_long.status_code, too_long.json()["rule"]) == (422, "at_most_31_days")

@@ -72,6 +72,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "zone_id": world.zones["cc_o3"],
         "device_id": world.devices["cc_o3"],
         "alert_id": world.alerts["cc_o3"],
+        "absence_id": world.absences["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -150,6 +151,12 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         },
         ("POST", "/devices"): {"id": "intruder-1", "org_unit_id": o3},
         ("POST", "/alerts/{alert_id}/resolve"): {"outcome": "false_alarm", "note": "checked"},
+        ("POST", "/monitoring-orders/{order_id}/absences"): {
+            "zone_ids": [world.zones["cc_o3"]],
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-01-02T00:00:00Z",
+            "reason": "travel",
+        },
         ("POST", "/people/{person_id}/addresses"): {
             "kind": "residence",
             "address": "somewhere",

@@ -14,7 +14,7 @@ _COLUMNS = """
 a.id, a.kind, a.severity::text AS severity, a.status::text AS status, a.org_unit_id, a.case_id,
 a.handover_id, a.task_id, a.order_id, a.raised_at, a.details::text AS details, a.cleared_at,
 a.acknowledged_by, a.acknowledged_at, a.resolved_by, a.resolved_at, a.outcome::text AS outcome,
-a.resolution_note, a.escalation_level, a.escalated_at, a.escalated_to_unit_id
+a.resolution_note, a.escalation_level, a.escalated_at, a.escalated_to_unit_id, a.covered_by_absence_id
 """
 # The application's scope and role filters; the policies filter again (and drop alerts on
 # cases the caller may not read). An alert without a case (a referral not yet taken on)
@@ -78,7 +78,7 @@ WITH due AS (
            END AS next_unit
       FROM alerts a
       JOIN alert_escalation_limits l ON l.severity = a.severity
-     WHERE a.status = 'new'
+     WHERE a.status = 'new' AND a.covered_by_absence_id IS NULL
        AND coalesce(a.escalated_at, a.raised_at) + l.minutes * interval '1 minute' <= $1::timestamptz
 )
 UPDATE alerts a

@@ -53,6 +53,8 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     escalation_level: int = 0
     escalated_at: datetime | None = None
     escalated_to_unit_id: int | None = None
+    # An authorised absence covered it: recorded, but it never escalates.
+    covered_by_absence_id: int | None = None
 
 
 class AlertPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,8 @@ from casemgr.db import scoped_transaction
 from casemgr.monitoring import service
 from casemgr.monitoring.publisher import Staged
 from casemgr.monitoring.schemas import (
+    Absence,
+    AbsenceCreate,
     Assignment,
     Decision,
     Device,
@@ -210,6 +212,33 @@ class MonitoringOrderController(Controller):
             zone = await service.add_zone(conn, ctx, order_id, data, resources.clock.now(), staged)
         await _publish(resources, staged)
         return zone
+
+    @post("/monitoring-orders/{order_id:int}/absences", opt=access("monitoring.absence_grant", CASE_WRITERS))
+    async def grant_absence(
+        self, request: AnyRequest, order_id: IdPath, data: JSONBody[AbsenceCreate], ctx: Ctx
+    ) -> Absence:
+        """Let the subject be away from named zones for a window: their alerts are recorded as
+        covered and never escalate."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.grant_absence(conn, ctx, order_id, data, resources.clock.now())
+
+    @get("/monitoring-orders/{order_id:int}/absences", opt=access("monitoring.absence_list", CASE_WRITERS))
+    async def list_absences(self, request: AnyRequest, order_id: IdPath, ctx: Ctx) -> list[Absence]:
+        async with scoped_transaction(resources_of(request).pool, ctx.caller) as conn:
+            return await service.list_absences(conn, ctx, order_id)
+
+    @post(
+        "/monitoring-orders/{order_id:int}/absences/{absence_id:int}/revoke",
+        status_code=200,
+        opt=access("monitoring.absence_revoke", CASE_WRITERS),
+    )
+    async def revoke_absence(
+        self, request: AnyRequest, order_id: IdPath, absence_id: IdPath, ctx: Ctx
+    ) -> Absence:
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.revoke_absence(conn, ctx, order_id, absence_id, resources.clock.now())
 
     @delete("/zones/{zone_id:int}", status_code=204, opt=access("monitoring.zone_remove", CASE_WRITERS))
     async def remove_zone(self, request: AnyRequest, zone_id: IdPath, ctx: Ctx) -> None:

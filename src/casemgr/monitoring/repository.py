@@ -11,7 +11,7 @@ import msgspec
 
 from casemgr.db import rows_affected
 from casemgr.errors import Conflict
-from casemgr.monitoring.schemas import Device, MonitoringOrder, MonitoringReason, Renewal, Zone
+from casemgr.monitoring.schemas import Absence, Device, MonitoringOrder, MonitoringReason, Renewal, Zone
 
 _REASONS = "SELECT code, label FROM monitoring_reasons WHERE active ORDER BY code"
 _REASON_ACTIVE = "SELECT EXISTS (SELECT 1 FROM monitoring_reasons WHERE code = $1 AND active)"
@@ -113,6 +113,29 @@ VALUES ($1, $2::zone_kind, $3, $4::jsonb, $5, $6::jsonb, $7, $8, $9)
 RETURNING id
 """
 _REMOVE_ZONE = "UPDATE zones SET removed_by = $2, removed_at = $3 WHERE id = $1 AND removed_at IS NULL"
+
+_ABSENCE_COLUMNS = """
+p.id, p.order_id, p.zone_ids, p.starts_at, p.ends_at, p.reason, p.granted_by, p.granted_at, p.revoked_by,
+p.revoked_at
+"""
+_ABSENCES = f"SELECT {_ABSENCE_COLUMNS} FROM absence_permissions p WHERE p.order_id = $1 ORDER BY p.id"
+_ABSENCE = f"SELECT {_ABSENCE_COLUMNS} FROM absence_permissions p WHERE p.id = $1 AND p.order_id = $2"
+_INSERT_ABSENCE = """
+INSERT INTO absence_permissions (order_id, zone_ids, starts_at, ends_at, reason, granted_by, granted_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id
+"""
+# A permission granted after the fact covers the open alerts already raised inside it.
+_COVER_RAISED = """
+UPDATE alerts SET covered_by_absence_id = $1
+ WHERE order_id = $2 AND status <> 'resolved' AND covered_by_absence_id IS NULL
+   AND raised_at >= $3 AND raised_at < $4
+   AND details ->> 'zone_id' IS NOT NULL AND (details ->> 'zone_id')::bigint = ANY ($5::bigint[])
+"""
+_REVOKE_ABSENCE = """
+UPDATE absence_permissions SET revoked_by = $3, revoked_at = $4
+ WHERE id = $1 AND order_id = $2 AND revoked_at IS NULL
+"""
 
 # --- what tracking is told ------------------------------------------------------------------
 # Serialises every change to one device's configuration, so versions follow commit order.
@@ -387,6 +410,38 @@ class DeviceRow(msgspec.Struct, frozen=True, kw_only=True):
     starts_at: datetime | None
     ends_at: datetime | None
     time_zone: str | None
+
+
+async def absences(conn: asyncpg.Connection, order_id: int) -> list[Absence]:
+    return [msgspec.convert(dict(r), Absence) for r in await conn.fetch(_ABSENCES, order_id)]
+
+
+async def absence(conn: asyncpg.Connection, order_id: int, absence_id: int) -> Absence | None:
+    row = await conn.fetchrow(_ABSENCE, absence_id, order_id)
+    return None if row is None else msgspec.convert(dict(row), Absence)
+
+
+async def insert_absence(
+    conn: asyncpg.Connection,
+    order_id: int,
+    zone_ids: list[int],
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    by: int,
+    at: datetime,
+) -> int:
+    absence_id: int = await conn.fetchval(
+        _INSERT_ABSENCE, order_id, zone_ids, starts_at, ends_at, reason, by, at
+    )
+    await conn.execute(_COVER_RAISED, absence_id, order_id, starts_at, ends_at, zone_ids)
+    return absence_id
+
+
+async def revoke_absence(
+    conn: asyncpg.Connection, order_id: int, absence_id: int, by: int, at: datetime
+) -> bool:
+    return rows_affected(await conn.execute(_REVOKE_ABSENCE, absence_id, order_id, by, at)) == 1
 
 
 async def lock_device_config(conn: asyncpg.Connection, device_id: str) -> int:

@@ -133,6 +133,32 @@ class MonitoringOrder(msgspec.Struct, frozen=True, kw_only=True):
     renewals: list[Renewal] = []
 
 
+class AbsenceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Approved travel, a hospital stay: alerts about these zones in this window are recorded
+    but covered (no escalation)."""
+
+    zone_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(min_length=1, max_length=50)]
+    starts_at: Instant
+    ends_at: Instant
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
+
+
+class Absence(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    order_id: int
+    zone_ids: list[int]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    granted_by: int
+    granted_at: datetime
+    revoked_by: int | None
+    revoked_at: datetime | None
+
+
+MAX_ABSENCE_DAYS = 31
+
+
 class DeviceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: DeviceId
     org_unit_id: int

@@ -28,7 +28,10 @@ from casemgr.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from casemgr.monitoring import repository
 from casemgr.monitoring.publisher import Staged, stage
 from casemgr.monitoring.schemas import (
+    MAX_ABSENCE_DAYS,
     MAX_ORDER_DAYS,
+    Absence,
+    AbsenceCreate,
     Assignment,
     CircleIn,
     Decision,
@@ -316,6 +319,68 @@ async def decide_renewal(
     if approve:
         await _stage_device(conn, await repository.device_of_order(conn, order_id), now, out)
     found = await repository.renewal(conn, order_id, renewal_id)
+    assert found is not None
+    return found
+
+
+# --- authorised absences --------------------------------------------------------------------
+
+
+async def grant_absence(
+    conn: asyncpg.Connection, ctx: RequestContext, order_id: int, data: AbsenceCreate, now: datetime
+) -> Absence:
+    await _order_case(conn, ctx, order_id, write=True)
+    await repository.lock_order(conn, order_id)
+    facts = await _facts(conn, order_id)
+    if facts.status != OrderStatus.ACTIVE:
+        raise Conflict(f"the order is {facts.status}; absences are granted under an active order")
+    if data.ends_at <= data.starts_at:
+        raise _broken("ends_after_start", "ends_at must come after starts_at", "ends_at")
+    if data.ends_at - data.starts_at > timedelta(days=MAX_ABSENCE_DAYS):
+        raise _broken("at_most_31_days", f"an absence lasts at most {MAX_ABSENCE_DAYS} days", "ends_at")
+    live = {z.id for z in await repository.zones(conn, order_id)}
+    unknown = sorted(set(data.zone_ids) - live)
+    if unknown:
+        raise ValidationFailed(f"zones {unknown} are not zones of this order", field="zone_ids")
+    absence_id = await repository.insert_absence(
+        conn,
+        order_id,
+        sorted(set(data.zone_ids)),
+        data.starts_at,
+        data.ends_at,
+        data.reason,
+        ctx.caller.account_id,
+        now,
+    )
+    await audit.record(
+        conn, ctx, "monitoring.absence_grant", object_type="monitoring_order", object_id=order_id
+    )
+    found = await repository.absence(conn, order_id, absence_id)
+    assert found is not None
+    return found
+
+
+async def list_absences(conn: asyncpg.Connection, ctx: RequestContext, order_id: int) -> list[Absence]:
+    await _order_case(conn, ctx, order_id, write=False)
+    found = await repository.absences(conn, order_id)
+    await audit.record(
+        conn, ctx, "monitoring.absence_list", object_type="monitoring_order", object_id=order_id
+    )
+    return found
+
+
+async def revoke_absence(
+    conn: asyncpg.Connection, ctx: RequestContext, order_id: int, absence_id: int, now: datetime
+) -> Absence:
+    await _order_case(conn, ctx, order_id, write=True)
+    if not await repository.revoke_absence(conn, order_id, absence_id, ctx.caller.account_id, now):
+        if await repository.absence(conn, order_id, absence_id) is None:
+            raise NotFound(f"absence {absence_id} of order {order_id} does not exist")
+        raise Conflict("the absence is revoked already")
+    await audit.record(
+        conn, ctx, "monitoring.absence_revoke", object_type="monitoring_order", object_id=order_id
+    )
+    found = await repository.absence(conn, order_id, absence_id)
     assert found is not None
     return found
 
