@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 from tracking.keys import KeySpace
 
+from casemgr.alerts.feed import AlertFeed
 from casemgr.auth.passwords import Passwords
 from casemgr.auth.sessions import SessionStore
 from casemgr.clock import Clock, SystemClock
@@ -33,6 +34,8 @@ class Resources:
     keyring: Keyring
     # Publishes device configurations to the tracking core's Redis keys.
     tracking: TrackingLink
+    # Wakes the live alert streams of this process.
+    alert_feed: AlertFeed
 
     @classmethod
     def assemble(
@@ -58,6 +61,7 @@ class Resources:
                 parallelism=settings.argon2_parallelism,
             ),
             keyring=Keyring(settings.data_keys),
+            alert_feed=AlertFeed(settings.app_database_url),
             tracking=TrackingLink.create(
                 redis, KeySpace(settings.tracking_shards, settings.tracking_namespace)
             ),
@@ -72,5 +76,6 @@ class Resources:
         return cls.assemble(settings, pool=pool, redis=redis, clock=clock)
 
     async def close(self) -> None:
+        await self.alert_feed.close()
         await self.pool.close()
         await self.redis.aclose()

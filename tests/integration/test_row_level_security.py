@@ -65,6 +65,7 @@ NOT_PERSONAL = {
     "monitoring_reasons",
     "tracking_outbox",
     "alert_escalation_limits",
+    "alert_change_head",
 }
 
 

@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import msgspec
 import structlog
 from litestar import Controller, get, post
 from litestar.di import Provide
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
 from redis.exceptions import RedisError
 
+from casemgr import audit
 from casemgr.alerts import service
 from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
 from casemgr.db import scoped_transaction
+from casemgr.resources import Resources
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 from casemgr.wire import MAX_ID, Cursor, IdPath
 
 log = structlog.get_logger(__name__)
+KEEP_ALIVE_SECONDS = 15.0
+_BATCH = 500
+_encode = msgspec.json.Encoder().encode
+
+
+async def _events(
+    resources: Resources, ctx: Ctx, token: str, after: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    feed = resources.alert_feed
+    while True:
+        seen = feed.changes
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            changes = await service.changes_since(conn, ctx, after, _BATCH, resources.clock.now())
+        # Each event carries the alert as it is now; an earlier change of the same alert in the
+        # same read is superseded by the later one and not sent.
+        latest = {alert.id: change_id for change_id, alert in changes}
+        for change_id, alert in changes:
+            if latest[alert.id] == change_id:
+                yield ServerSentEventMessage(id=change_id, event="alert", data=_encode(alert).decode())
+            after = change_id
+        if len(changes) == _BATCH:
+            continue
+        if not await feed.wait(seen, KEEP_ALIVE_SECONDS):
+            if await resources.sessions.resolve(token) is None:
+                return  # logged out, expired or revoked: the stream ends with the session
+            yield ServerSentEventMessage(comment="keep-alive")
+
 
 Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]
 UnitId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
@@ -90,6 +123,27 @@ class AlertController(Controller):
         )
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
             return await service.counts(conn, ctx, query, resources.clock.now())
+
+    @get("/stream", opt=access("alert.stream", CASE_READERS))
+    async def stream(
+        self,
+        request: AnyRequest,
+        ctx: Ctx,
+        last_event_id: Annotated[
+            int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID, required=False)
+        ] = None,
+    ) -> ServerSentEvent:
+        """Server-Sent Events: every new or changed alert inside the caller's scope, as it
+        happens. Each event's id is a change number: reconnect with `Last-Event-ID` and the
+        stream resumes right after it, nothing missed and nothing twice. Without one it starts
+        with what changes from now on. A comment every 15 s keeps proxies from closing it; the
+        stream ends when the session does."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            start = last_event_id if last_event_id is not None else await service.last_change(conn)
+            await audit.record(conn, ctx, "alert.stream", object_type="alert")
+        token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
+        return ServerSentEvent(_events(resources, ctx, token, start))
 
     @get("/{alert_id:int}", opt=access("alert.read", CASE_READERS))
     async def read(self, request: AnyRequest, alert_id: IdPath, ctx: Ctx) -> Alert:

@@ -91,11 +91,29 @@ UPDATE alerts a
 RETURNING a.id, a.escalation_level, a.escalated_to_unit_id
 """
 
+# The live feed: changes after a number, inside the caller's scope (the policies filter again).
+_CHANGES = f"""
+SELECT ch.id AS change_id, {_COLUMNS}
+  FROM alert_changes ch
+  JOIN alerts a ON a.id = ch.alert_id
+  JOIN org_units o ON o.id = a.org_unit_id
+  LEFT JOIN cases c ON c.id = a.case_id
+ WHERE ch.id > $1
+   AND o.path <@ $2::ltree
+   AND ($3::boolean OR a.case_id IS NOT NULL)
+   AND ($4::program IS NULL OR coalesce(c.program::text, a.details ->> 'program') = $4::text)
+   AND (NOT $5::boolean OR c.shared_with_police)
+ ORDER BY ch.id
+ LIMIT $6
+"""
+_LAST_CHANGE = "SELECT last_id FROM alert_change_head"
+
 _details = msgspec.json.Decoder(dict[str, Any])
 
 
 def _alert(record: asyncpg.Record) -> Alert:
     values = dict(record)
+    values.pop("change_id", None)
     values["details"] = _details.decode(values["details"])
     return msgspec.convert(values, Alert)
 
@@ -147,6 +165,20 @@ async def resolve(
     conn: asyncpg.Connection, alert_id: int, by: int, at: datetime, outcome: str, note: str
 ) -> bool:
     return await conn.fetchval(_RESOLVE, alert_id, by, at, outcome, note) is not None
+
+
+async def changes_after(
+    conn: asyncpg.Connection, after: int, *, path: str, filters: InboxFilter, limit: int
+) -> list[tuple[int, Alert]]:
+    records = await conn.fetch(
+        _CHANGES, after, path, filters.include_unattached, filters.program, filters.shared_only, limit
+    )
+    return [(r["change_id"], _alert(r)) for r in records]
+
+
+async def last_change(conn: asyncpg.Connection) -> int:
+    last: int = await conn.fetchval(_LAST_CHANGE)
+    return last
 
 
 async def escalate_due(conn: asyncpg.Connection, now: datetime) -> list[tuple[int, int, int]]:

@@ -106,6 +106,18 @@ async def counts(
     return AlertCounts(total=sum(c.count for c in found), by_status_and_severity=found)
 
 
+async def changes_since(
+    conn: asyncpg.Connection, ctx: RequestContext, after: int, limit: int, now: datetime
+) -> list[tuple[int, Alert]]:
+    """New and changed alerts after change ``after``, inside the caller's scope, in order."""
+    path, filters = await _scope(conn, ctx, InboxQuery(), now)
+    return await repository.changes_after(conn, after, path=path, filters=filters, limit=limit)
+
+
+async def last_change(conn: asyncpg.Connection) -> int:
+    return await repository.last_change(conn)
+
+
 async def _authorize(conn: asyncpg.Connection, ctx: RequestContext, alert_id: int, verb: str) -> None:
     """404 if there is no such alert; an audited 403 if the caller may not see its case or unit."""
     located = await repository.locate(conn, alert_id)

@@ -1,0 +1,139 @@
+"""The live alert stream (Server-Sent Events): in scope, in order, resumable without loss or
+duplication, and ending with the session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.response.sse import ServerSentEventMessage
+
+from casemgr.alerts.controllers import _events
+from casemgr.context import RequestContext
+from casemgr.resources import Resources
+from tests.conftest import World
+
+
+@pytest.fixture
+async def live(resources: Resources) -> AsyncIterator[Resources]:
+    yield resources
+    await resources.alert_feed.close()
+
+
+async def caller(resources: Resources, login_as: Any, name: str) -> tuple[RequestContext, str]:
+    token = (await login_as(name))["Authorization"].removeprefix("Bearer ")
+    principal = await resources.sessions.resolve(token)
+    return RequestContext(request_id=f"stream-{name}", principal=principal), token
+
+
+async def take(stream: AsyncIterator[ServerSentEventMessage], count: int) -> list[tuple[int, dict[str, Any]]]:
+    """The next ``count`` alert events (keep-alive comments skipped), or fail after 10 s."""
+    got: list[tuple[int, dict[str, Any]]] = []
+
+    async def collect() -> None:
+        async for message in stream:
+            if message.event == "alert":
+                got.append((int(message.id), json.loads(message.data)))  # type: ignore[arg-type]
+                if len(got) == count:
+                    return
+
+    await asyncio.wait_for(collect(), timeout=10)
+    return got
+
+
+async def add_alert(owner: asyncpg.Connection, world: World, case: str, unit: str, tag: str) -> int:
+    alert_id: int = await owner.fetchval(
+        "INSERT INTO alerts (kind, severity, org_unit_id, case_id, raised_at, details, dedupe_key) "
+        "VALUES ('no_signal', 'serious', $1, $2, now(), '{}', $3) RETURNING id",
+        world.units[unit].id,
+        world.cases[case],
+        f"stream:{tag}:{world.cases[case]}",
+    )
+    return alert_id
+
+
+async def test_the_stream_sends_new_and_changed_alerts_in_scope_in_order_and_nothing_else(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any
+) -> None:
+    ctx, token = await caller(live, login_as, "off1")
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    stream = _events(live, ctx, token, start)
+    elsewhere = await add_alert(owner, world, "cc_o3", "o3", "d2")  # district d2: not for off1
+    mine = await add_alert(owner, world, "cc_o1", "c1", "d1")
+    [(new_id, new)] = await take(stream, 1)
+    await owner.execute(
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now() "
+        "WHERE id = $1",
+        mine,
+        world.accounts["off1"].id,
+    )
+    [(acked_id, acked)] = await take(stream, 1)
+    assert [(new["id"], new["status"]), (acked["id"], acked["status"])] == [
+        (mine, "new"),
+        (mine, "acknowledged"),
+    ]
+    assert start < new_id < acked_id
+    assert elsewhere != new["id"]
+    await stream.aclose()
+
+
+async def test_changes_read_together_send_each_alert_once_as_it_is_now(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any
+) -> None:
+    ctx, token = await caller(live, login_as, "off1")
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    mine = await add_alert(owner, world, "cc_o1", "c1", "twice")
+    await owner.execute(
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now() "
+        "WHERE id = $1",
+        mine,
+        world.accounts["off1"].id,
+    )
+    last = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    stream = _events(live, ctx, token, start)  # connects after both changes
+    [(change_id, alert)] = await take(stream, 1)
+    assert (change_id, alert["id"], alert["status"]) == (last, mine, "acknowledged")
+    await stream.aclose()
+
+
+async def test_a_client_that_reconnects_with_the_last_event_id_misses_nothing_and_gets_nothing_twice(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any
+) -> None:
+    ctx, token = await caller(live, login_as, "sup_d1")
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    first = await add_alert(owner, world, "cc_o1", "c1", "one")
+    second = await add_alert(owner, world, "drug_o2", "o2", "two")
+    stream = _events(live, ctx, token, start)
+    [(first_id, first_event)] = await take(stream, 1)
+    await stream.aclose()  # the connection drops after the first event
+    third = await add_alert(owner, world, "cc_o1", "c1", "three")  # while disconnected
+    resumed = _events(live, ctx, token, first_id)
+    events = await take(resumed, 2)
+    assert [first_event["id"], *(e["id"] for _, e in events)] == [first, second, third]
+    again = _events(live, ctx, token, events[-1][0])
+    reader = asyncio.create_task(take(again, 1))
+    await asyncio.sleep(0.3)
+    assert not reader.done()  # nothing after the last event seen
+    fourth = await add_alert(owner, world, "cc_o1", "c1", "four")
+    [(_, event)] = await reader
+    assert event["id"] == fourth
+    await resumed.aclose()
+    await again.aclose()
+
+
+async def test_the_stream_ends_when_the_session_does(
+    live: Resources, world: World, login_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("casemgr.alerts.controllers.KEEP_ALIVE_SECONDS", 0.1)
+    ctx, token = await caller(live, login_as, "off1")
+    stream = _events(live, ctx, token, 10**12)  # beyond every change: only keep-alives
+    first = await asyncio.wait_for(anext(stream), timeout=5)
+    assert first.comment == "keep-alive"
+    assert ctx.principal is not None
+    await live.sessions.revoke(ctx.principal)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(stream), timeout=5)
