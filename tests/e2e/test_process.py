@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from casemgr.people.id_number import birth_date_part, is_male, is_valid
-from tests.conftest import DATA_KEY, REDIS_URL, create_empty_database, drop_database
+from tests.conftest import DATA_KEY, REDIS_URL, World, create_empty_database, drop_database
 
 
 def free_port() -> int:
@@ -60,15 +62,19 @@ async def fresh_database():  # type: ignore[no-untyped-def]
 
 
 async def test_the_command_line_migrates_seeds_creates_an_admin_and_verifies_the_audit(
-    fresh_database: str,
+    fresh_database: str, tmp_path: Path
 ) -> None:
-    env = env_for(fresh_database)
+    # The demo's tracking keys go to a namespace of this test's own.
+    env = env_for(fresh_database, CASEMGR_TRACKING_NAMESPACE=f"e2e{os.getpid()}", CASEMGR_TRACKING_SHARDS="4")
     first = casemgr(env, "migrate")
     assert first.returncode == 0, first.stderr
     assert "applied 5 migration(s)" in first.stdout or "applied" in first.stdout
     assert "applied 0 migration(s)" in casemgr(env, "migrate").stdout
-    seeded = casemgr(env, "seed-demo", "--people", "400")
+    devices_file = tmp_path / "devices.json"
+    seeded = casemgr(env, "seed-demo", "--people", "400", "--devices-file", str(devices_file))
     assert seeded.returncode == 0 and "officer.riverside" in seeded.stdout
+    assert "monitored subjects" in seeded.stdout and "published" in seeded.stdout
+    assert devices_file.stat().st_mode & 0o077 == 0  # the devices' secrets: the owner's alone
     conn = await asyncpg.connect(fresh_database)
     try:
         people = await conn.fetch("SELECT full_name, name_pinyin, id_number, sex, birth_date FROM persons")
@@ -187,3 +193,32 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_closes_the_
         if line["event"] == "request_finished" and line.get("request_id") == "inflight-0001"
     ]
     assert finished and finished[0]["status"] == 401 and finished[0]["route"] == "/auth/login"
+
+
+async def test_the_alert_stream_delivers_over_real_http_from_the_last_event_id(
+    server: tuple[subprocess.Popen[str], int], owner: asyncpg.Connection, world: World, login_as: Any
+) -> None:
+    _, port = server
+    headers = await login_as("sup_city")  # a session in the shared Redis, which the server reads
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    alert_id = await owner.fetchval(
+        "INSERT INTO alerts (kind, severity, org_unit_id, case_id, raised_at, details, dedupe_key) "
+        "VALUES ('no_signal', 'serious', $1, $2, now(), '{}', $3) RETURNING id",
+        world.units["c1"].id,
+        world.cases["cc_o1"],
+        f"e2e-stream:{world.cases['cc_o1']}",
+    )
+    lines: list[str] = []
+    async with (
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+        client.stream("GET", "/alerts/stream", headers={**headers, "Last-Event-ID": str(start)}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if line.startswith("data:"):
+                break
+    assert "event: alert" in lines
+    event = json.loads(lines[-1].removeprefix("data:").strip())
+    assert (event["id"], event["kind"]) == (alert_id, "no_signal")
