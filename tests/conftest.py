@@ -201,6 +201,8 @@ class World:
     alerts: dict[str, int] = field(default_factory=dict)
     # An authorised absence covering the zone, next week.
     absences: dict[str, int] = field(default_factory=dict)
+    # A proposal to revoke, waiting for the office head's sign-off.
+    enforcement: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -373,6 +375,12 @@ async def _monitor(
     )
     w.orders[name] = order_id
     w.devices[name] = device_id
+    w.enforcement[name] = await owner.fetchval(
+        "INSERT INTO enforcement_actions (case_id, kind, status, note, created_by, created_at) "
+        "VALUES ($1, 'revocation_proposal', 'proposed', 'repeated curfew breaches', $2, now()) RETURNING id",
+        case_id,
+        officer_id,
+    )
     w.absences[name] = await owner.fetchval(
         "INSERT INTO absence_permissions (order_id, zone_ids, starts_at, ends_at, reason, granted_by, "
         "granted_at) VALUES ($1, ARRAY[$2::bigint], now() + interval '7 days', now() + interval '8 days', "

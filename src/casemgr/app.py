@@ -21,6 +21,7 @@ from casemgr.auth.controllers import AuthController
 from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
 from casemgr.config import Settings
+from casemgr.enforcement.controllers import EnforcementController
 from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.monitoring.controllers import DeviceController, MonitoringOrderController
 from casemgr.orgunits.controllers import OrgUnitController
@@ -115,6 +116,7 @@ def create_app(
             AlertController,
             MonitoringOrderController,
             DeviceController,
+            EnforcementController,
             StatisticsController,
             AuditController,
         ],

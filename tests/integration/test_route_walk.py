@@ -73,6 +73,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "device_id": world.devices["cc_o3"],
         "alert_id": world.alerts["cc_o3"],
         "absence_id": world.absences["cc_o3"],
+        "enforcement_id": world.enforcement["cc_o3"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -151,6 +152,8 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         },
         ("POST", "/devices"): {"id": "intruder-1", "org_unit_id": o3},
         ("POST", "/alerts/{alert_id}/resolve"): {"outcome": "false_alarm", "note": "checked"},
+        ("POST", "/cases/{case_id}/enforcement"): {"kind": "warning", "note": "a warning"},
+        ("POST", "/enforcement/{enforcement_id}/reject"): {"note": "not enough"},
         ("POST", "/monitoring-orders/{order_id}/absences"): {
             "zone_ids": [world.zones["cc_o3"]],
             "starts_at": "2030-01-01T00:00:00Z",

@@ -24,10 +24,12 @@ from casemgr.alerts.schemas import (
     AlertPage,
     AlertStatus,
     InboxFilter,
+    Outcome,
     Resolution,
     Severity,
 )
 from casemgr.auth.principal import Role
+from casemgr.cases import repository as cases
 from casemgr.cases.access import list_filter, may_read
 from casemgr.cases.schemas import Program
 from casemgr.cases.service import authorize_case
@@ -173,7 +175,17 @@ async def resolve(
     await audit.record(
         conn, ctx, "alert.resolve", object_type="alert", object_id=alert_id, reason=data.outcome.value
     )
-    return await _get(conn, alert_id)
+    resolved = await _get(conn, alert_id)
+    if data.outcome is Outcome.CONFIRMED_VIOLATION and resolved.case_id is not None:
+        # A confirmed alert is a violation on the case file, where enforcement can build on it.
+        await cases.add_event(
+            conn,
+            resolved.case_id,
+            actor_id=ctx.caller.account_id,
+            kind="violation",
+            note=f"alert {alert_id} ({resolved.kind}): {data.note}",
+        )
+    return resolved
 
 
 async def escalate(pool: asyncpg.Pool, now: datetime) -> int:

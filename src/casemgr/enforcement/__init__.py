@@ -1,0 +1,1 @@
+"""Enforcement after a confirmed violation: warnings, and revocation proposals with two sign-offs."""
