@@ -203,6 +203,8 @@ class World:
     absences: dict[str, int] = field(default_factory=dict)
     # A proposal to revoke, waiting for the office head's sign-off.
     enforcement: dict[str, int] = field(default_factory=dict)
+    # An SMS notification endpoint of district d2 (for the walks over its routes).
+    endpoints: dict[str, int] = field(default_factory=dict)
 
 
 _TREE = [
@@ -317,6 +319,13 @@ async def world(owner: asyncpg.Connection, passwords: Passwords, resources: Reso
             )
             if program == "community_corrections":
                 await _monitor(owner, w, name, cid, unit, officer, tag)
+        w.endpoints["d2"] = await owner.fetchval(
+            "INSERT INTO notification_endpoints (org_unit_id, channel, target, severities, created_by, "
+            "created_at) VALUES ($1, 'sms', '+8613800000000', ARRAY['critical']::alert_severity[], $2, "
+            "now()) RETURNING id",
+            w.units["d2"].id,
+            w.accounts["sup_d2"].id,
+        )
         for office in ("o1", "o3"):
             w.handovers[office] = await owner.fetchval(
                 "INSERT INTO handovers (source, source_name, target_org_unit_id, program, person, deadline, "

@@ -24,6 +24,9 @@ from casemgr.config import Settings
 from casemgr.enforcement.controllers import EnforcementController
 from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.monitoring.controllers import DeviceController, MonitoringOrderController
+from casemgr.notifications import service as notifications
+from casemgr.notifications.controllers import NotificationController
+from casemgr.notifications.sms import sms_sender
 from casemgr.orgunits.controllers import OrgUnitController
 from casemgr.people.controllers import PersonController
 from casemgr.records.controllers import CaseRecordsController, RecordController
@@ -85,11 +88,22 @@ def create_app(
                     every=timedelta(seconds=settings.alert_escalation_interval_seconds),
                 )
             )
+        notifier: asyncio.Task[None] | None = None
+        if settings.notification_interval_seconds > 0:
+            notifier = asyncio.create_task(
+                notifications.run_forever(
+                    opened.pool,
+                    opened.keyring,
+                    sms_sender(settings),
+                    opened.clock,
+                    every=timedelta(seconds=settings.notification_interval_seconds),
+                )
+            )
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
-            for task in (engine, outbox, escalation):
+            for task in (engine, outbox, escalation, notifier):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -117,6 +131,7 @@ def create_app(
             MonitoringOrderController,
             DeviceController,
             EnforcementController,
+            NotificationController,
             StatisticsController,
             AuditController,
         ],

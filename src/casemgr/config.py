@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tracking_outbox_interval_seconds: int = 5
     # How often each worker escalates alerts nobody acknowledged in time (0: never).
     alert_escalation_interval_seconds: int = 30
+    # How often each worker delivers queued notifications (0: never).
+    notification_interval_seconds: int = 5
+    # The SMS gateway: "log" (development), or "package.module:factory" (see notifications/sms.py).
+    sms_sender: str = "log"
     tracking_host: str = "127.0.0.1"
     tracking_port: int = 8100
     tracking_workers: int = 1
@@ -199,6 +203,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
         "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
         "alert_escalation_interval_seconds": ("CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS", 0),
+        "notification_interval_seconds": ("CASEMGR_NOTIFICATION_INTERVAL_SECONDS", 0),
     }
     for field, (name, minimum) in integers.items():
         raw = get(name)
@@ -210,6 +215,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("log_level", "CASEMGR_LOG_LEVEL"),
         ("tracking_host", "CASEMGR_TRACKING_HOST"),
         ("tracking_namespace", "CASEMGR_TRACKING_NAMESPACE"),
+        ("sms_sender", "CASEMGR_SMS_SENDER"),
     ):
         raw = get(name)
         if raw is not None:

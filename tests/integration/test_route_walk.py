@@ -74,6 +74,7 @@ def out_of_scope_path(path: str, world: World) -> str:
         "alert_id": world.alerts["cc_o3"],
         "absence_id": world.absences["cc_o3"],
         "enforcement_id": world.enforcement["cc_o3"],
+        "endpoint_id": world.endpoints["d2"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(targets[m[1]]), path)
 
@@ -153,6 +154,11 @@ def out_of_scope_body(method: str, path: str, world: World) -> dict[str, Any] | 
         ("POST", "/devices"): {"id": "intruder-1", "org_unit_id": o3},
         ("POST", "/alerts/{alert_id}/resolve"): {"outcome": "false_alarm", "note": "checked"},
         ("POST", "/cases/{case_id}/enforcement"): {"kind": "warning", "note": "a warning"},
+        ("POST", "/notification-endpoints"): {
+            "org_unit_id": o3,
+            "channel": "sms",
+            "target": "+8613800000001",
+        },
         ("POST", "/enforcement/{enforcement_id}/reject"): {"note": "not enough"},
         ("POST", "/monitoring-orders/{order_id}/absences"): {
             "zone_ids": [world.zones["cc_o3"]],

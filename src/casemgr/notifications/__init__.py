@@ -1,0 +1,1 @@
+"""Outbound notifications of alerts: HMAC-signed webhooks and SMS, from a transactional outbox."""
