@@ -137,3 +137,26 @@ async def test_the_stream_ends_when_the_session_does(
     await live.sessions.revoke(ctx.principal)
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(stream), timeout=5)
+
+
+async def test_live_events_follow_the_row_policies_rules_for_health_workers_and_police(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any
+) -> None:
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    health, health_token = await caller(live, login_as, "health_d1")
+    police, police_token = await caller(live, login_as, "police_d1")
+    health_stream = _events(live, health, health_token, start)
+    police_stream = _events(live, police, police_token, start)
+    health_reader = asyncio.create_task(take(health_stream, 1))
+    police_reader = asyncio.create_task(take(police_stream, 1))
+    await asyncio.sleep(0.2)
+    drug = await add_alert(owner, world, "drug_o2", "o2", "rules")  # neither may read drug cases
+    smi = await add_alert(owner, world, "smi_o1", "o1", "rules")  # health workers may
+    shared = await add_alert(owner, world, "cc_o1", "c1", "rules")  # shared with police
+    [(_, seen_by_health)] = await health_reader
+    [(_, seen_by_police)] = await police_reader
+    assert seen_by_health["id"] == smi
+    assert seen_by_police["id"] == shared
+    assert drug not in (seen_by_health["id"], seen_by_police["id"])
+    await health_stream.aclose()
+    await police_stream.aclose()

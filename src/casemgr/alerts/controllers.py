@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import service
+from casemgr.alerts.feed import visible
 from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
@@ -34,19 +35,36 @@ async def _events(
     resources: Resources, ctx: Ctx, token: str, after: int
 ) -> AsyncIterator[ServerSentEventMessage]:
     feed = resources.alert_feed
+    await feed.ensure_listening()
+    caller = ctx.caller
     while True:
         seen = feed.changes
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            changes = await service.changes_since(conn, ctx, after, _BATCH, resources.clock.now())
-        # Each event carries the alert as it is now; an earlier change of the same alert in the
-        # same read is superseded by the later one and not sent.
-        latest = {alert.id: change_id for change_id, alert in changes}
-        for change_id, alert in changes:
-            if latest[alert.id] == change_id:
-                yield ServerSentEventMessage(id=change_id, event="alert", data=_encode(alert).decode())
-            after = change_id
-        if len(changes) == _BATCH:
-            continue
+        if feed.covers(after):
+            # Live: the feed has read the changes once for every client of this process.
+            items = feed.after(after)
+            latest = {item.alert_id: item.change_id for item in items}
+            for item in items:
+                if latest[item.alert_id] == item.change_id and visible(caller, item):
+                    yield ServerSentEventMessage(id=item.change_id, event="alert", data=item.data)
+                after = item.change_id
+        else:
+            # Behind what the feed remembers (a resume from long ago): read in the caller's scope.
+            async with scoped_transaction(resources.pool, caller) as conn:
+                # Change numbers follow commit order: every change up to `upto` is readable now.
+                upto = await service.last_change(conn)
+                changes = await service.changes_since(conn, ctx, after, _BATCH, resources.clock.now())
+            # Each event carries the alert as it is now; an earlier change of the same alert in
+            # the same read is superseded by the later one and not sent.
+            latest = {alert.id: change_id for change_id, alert in changes}
+            for change_id, alert in changes:
+                if latest[alert.id] == change_id:
+                    yield ServerSentEventMessage(id=change_id, event="alert", data=_encode(alert).decode())
+                after = change_id
+            if changes:
+                continue  # read on until nothing is left
+            after = max(after, upto)  # nothing up to `upto` is for this caller
+            if feed.covers(after):
+                continue
         if not await feed.wait(seen, KEEP_ALIVE_SECONDS):
             if await resources.sessions.resolve(token) is None:
                 return  # logged out, expired or revoked: the stream ends with the session

@@ -1,31 +1,77 @@
-"""The live alert feed of one process: one LISTEN connection wakes every streaming client.
+"""The live alert feed of one process.
 
-PostgreSQL notifies `alert_changes` with the change number after each alert is written; the
-clients then read what changed inside their own scope. A client that notices nothing within
-its keep-alive period reads anyway, so a lost notification (or a lost listening connection,
-which is made anew) delays an event, never drops it.
+One connection LISTENs to `alert_changes` (PostgreSQL notifies the change number after each
+alert is written). On each notification the feed reads what changed once, for the whole
+process, and keeps the latest changes in memory with what deciding visibility needs (the
+unit's path, the case's program and police sharing); then it wakes the streaming clients,
+which take from memory what their scope and role admit (`visible`, the row policies' rules).
+A client further behind than the memory reaches reads through its own scoped transaction.
+Every client reads anyway after its keep-alive period, so a lost notification, or a lost
+listening connection (made anew), delays an event, never drops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
+from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
+
+from casemgr.alerts.schemas import Alert
+from casemgr.auth.principal import Principal, Role
 
 log = structlog.get_logger(__name__)
 CHANNEL = "alert_changes"
+_READ = "SELECT * FROM alert_changes_after($1, $2)"
+_HEAD = "SELECT last_id FROM alert_change_head"
+_BATCH = 1000
+_encode = msgspec.json.Encoder().encode
+_details = msgspec.json.Decoder(dict[str, Any])
+
+
+class FeedItem(msgspec.Struct, frozen=True, gc=False):
+    change_id: int
+    alert_id: int
+    case_id: int | None
+    org_path: str
+    program: str | None
+    shared_with_police: bool
+    # The alert as JSON, encoded once for every client.
+    data: str
+
+
+def visible(caller: Principal, item: FeedItem) -> bool:
+    """What the row policies let this caller read (see migrations 0005 and 0009)."""
+    if not caller.sees(item.org_path):
+        return False
+    if caller.role in (Role.OFFICER, Role.SUPERVISOR):
+        return True
+    if item.case_id is None:
+        return False
+    if caller.role is Role.HEALTH_WORKER:
+        return item.program == "severe_mental_illness"
+    if caller.role is Role.POLICE_LIAISON:
+        return item.shared_with_police
+    return False
 
 
 class AlertFeed:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, memory: int = 20_000) -> None:
         self._dsn = dsn
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
         self._event = asyncio.Event()
-        # How many notifications this process has received: a client compares it before and
-        # after reading, so a notification between the two is never slept through.
+        self._items: deque[FeedItem] = deque(maxlen=memory)
+        self._refreshing: asyncio.Task[None] | None = None
+        # Every change after `floor` up to `head` is in memory.
+        self.floor = 0
+        self.head = 0
+        # How many refreshes this process has made: a client compares it before and after
+        # reading, so a refresh between the two is never slept through.
         self.changes = 0
 
     async def ensure_listening(self) -> None:
@@ -37,13 +83,53 @@ class AlertFeed:
             try:
                 connection = await asyncpg.connect(self._dsn)
                 await connection.add_listener(CHANNEL, self._notified)
+                head: int = await connection.fetchval(_HEAD)
             except (OSError, asyncpg.PostgresError) as e:
                 log.warning("alert_feed_listen_failed", error_type=type(e).__name__)
                 return
             self._connection = connection
-            self._wake()  # whatever happened while nobody listened: read it
+            # What happened while nobody listened is not in memory: clients read it themselves.
+            self._items.clear()
+            self.floor = self.head = head
+            self._wake()
 
     def _notified(self, *_: object) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            while True:
+                rows = await connection.fetch(_READ, self.head, _BATCH)
+                for row in rows:
+                    values = dict(row)
+                    change_id = values.pop("change_id")
+                    org_path = values.pop("org_path")
+                    program = values.pop("program")
+                    shared = values.pop("shared_with_police")
+                    values["details"] = _details.decode(values["details"])
+                    alert = msgspec.convert(values, Alert)
+                    if len(self._items) == self._items.maxlen:
+                        self.floor = self._items[0].change_id
+                    self._items.append(
+                        FeedItem(
+                            change_id=change_id,
+                            alert_id=alert.id,
+                            case_id=alert.case_id,
+                            org_path=org_path,
+                            program=program,
+                            shared_with_police=shared,
+                            data=_encode(alert).decode(),
+                        )
+                    )
+                    self.head = change_id
+                if len(rows) < _BATCH:
+                    break
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning("alert_feed_read_failed", error_type=type(e).__name__)
         self._wake()
 
     def _wake(self) -> None:
@@ -51,8 +137,15 @@ class AlertFeed:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
+    def covers(self, after: int) -> bool:
+        """Whether every change after ``after`` that the feed has read is in memory."""
+        return self._connection is not None and after >= self.floor
+
+    def after(self, after: int) -> list[FeedItem]:
+        return [item for item in self._items if item.change_id > after]
+
     async def wait(self, seen: int, patience_s: float) -> bool:
-        """Until a change after ``seen`` arrives (True) or ``patience_s`` pass (False)."""
+        """Until a refresh after ``seen`` (True) or ``patience_s`` pass (False)."""
         await self.ensure_listening()
         if self.changes != seen:
             return True
@@ -65,6 +158,8 @@ class AlertFeed:
         return True
 
     async def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         if self._connection is not None:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await self._connection.close()
