@@ -120,7 +120,9 @@ class Ingest:
             if status == b"ok":
                 break
             if status == b"stale":
-                entry = self._install(device_id, bytes(result[1]))
+                # A device removed since leaves a version and no configuration: unknown now.
+                blob = result[1] if len(result) > 1 and result[1] else None
+                entry = self._install(device_id, bytes(blob) if blob else None)
                 self._authenticate(entry.device, authorization, signature, body)
                 if entry.device.order_id is None:
                     raise Forbidden("the device has no active monitoring order", reason="no_active_order")

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from tracking.contract import CircleShape, ScheduleWindow, Thresholds, ZoneSpec
+from tracking.publishing import remove_device
 from tracking.watchdog import Watchdog
 
-from casemgr.errors import Forbidden
+from casemgr.errors import Forbidden, Unauthenticated
 from tests.tracking.conftest import Device, Rig, now_ms
 
 CENTRE = (121.47, 31.23)
@@ -304,3 +305,11 @@ async def test_the_end_of_a_curfew_closes_its_open_conditions(rig: Rig) -> None:
     ]
     due = await rig.redis.zscore(keys.shard.deadlines, f"ce|{device.device_id}|3")
     assert due is not None and due > now_ms() + 3_600_000  # tomorrow's end
+
+
+async def test_a_device_removed_from_tracking_is_unknown_from_its_next_upload(rig: Rig) -> None:
+    device = await rig.device()
+    await rig.upload(device, device.ping(now_ms() - 2000, *at(0)))  # cached by the ingest
+    await remove_device(rig.scripts, rig.keyspace, device.device_id, 10**9)
+    with pytest.raises(Unauthenticated):
+        await rig.upload(device, device.ping(now_ms() - 1000, *at(0)))
