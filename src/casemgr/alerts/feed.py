@@ -67,6 +67,8 @@ class AlertFeed:
         self._event = asyncio.Event()
         self._items: deque[FeedItem] = deque(maxlen=memory)
         self._refreshing: asyncio.Task[None] | None = None
+        # A notification that came while a read was running: read again after it.
+        self._pending = False
         # Every change after `floor` up to `head` is in memory.
         self.floor = 0
         self.head = 0
@@ -94,10 +96,17 @@ class AlertFeed:
             self._wake()
 
     def _notified(self, *_: object) -> None:
+        self._pending = True
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
 
     async def _refresh(self) -> None:
+        while self._pending:
+            self._pending = False
+            await self._read()
+            self._wake()
+
+    async def _read(self) -> None:
         connection = self._connection
         if connection is None:
             return
@@ -130,7 +139,6 @@ class AlertFeed:
                     break
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("alert_feed_read_failed", error_type=type(e).__name__)
-        self._wake()
 
     def _wake(self) -> None:
         self.changes += 1
@@ -154,6 +162,7 @@ class AlertFeed:
             async with asyncio.timeout(patience_s):
                 await event.wait()
         except TimeoutError:
+            self._notified()  # a notification may have been lost: read anyway
             return False
         return True
 
