@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.response.sse import ServerSentEventMessage
 
 from casemgr.alerts.controllers import _events
 from casemgr.context import RequestContext
@@ -30,14 +29,15 @@ async def caller(resources: Resources, login_as: Any, name: str) -> tuple[Reques
     return RequestContext(request_id=f"stream-{name}", principal=principal), token
 
 
-async def take(stream: AsyncIterator[ServerSentEventMessage], count: int) -> list[tuple[int, dict[str, Any]]]:
+async def take(stream: AsyncIterator[bytes], count: int) -> list[tuple[int, dict[str, Any]]]:
     """The next ``count`` alert events (keep-alive comments skipped), or fail after 10 s."""
     got: list[tuple[int, dict[str, Any]]] = []
 
     async def collect() -> None:
-        async for message in stream:
-            if message.event == "alert":
-                got.append((int(message.id), json.loads(message.data)))  # type: ignore[arg-type]
+        async for frame in stream:
+            fields = dict(line.split(": ", 1) for line in frame.decode().split("\r\n") if ": " in line)
+            if fields.get("event") == "alert":
+                got.append((int(fields["id"]), json.loads(fields["data"])))
                 if len(got) == count:
                     return
 
@@ -132,7 +132,7 @@ async def test_the_stream_ends_when_the_session_does(
     ctx, token = await caller(live, login_as, "off1")
     stream = _events(live, ctx, token, 10**12)  # beyond every change: only keep-alives
     first = await asyncio.wait_for(anext(stream), timeout=5)
-    assert first.comment == "keep-alive"
+    assert first == b": keep-alive\r\n\r\n"
     assert ctx.principal is not None
     await live.sessions.revoke(ctx.principal)
     with pytest.raises(StopAsyncIteration):

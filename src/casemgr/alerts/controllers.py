@@ -10,13 +10,12 @@ import structlog
 from litestar import Controller, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent
-from litestar.response.sse import ServerSentEventMessage
+from litestar.response import Stream
 from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import service
-from casemgr.alerts.feed import visible
+from casemgr.alerts.feed import sse_frame, visible
 from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
@@ -27,13 +26,12 @@ from casemgr.wire import MAX_ID, Cursor, IdPath
 
 log = structlog.get_logger(__name__)
 KEEP_ALIVE_SECONDS = 15.0
+KEEP_ALIVE_FRAME = b": keep-alive\r\n\r\n"
 _BATCH = 500
 _encode = msgspec.json.Encoder().encode
 
 
-async def _events(
-    resources: Resources, ctx: Ctx, token: str, after: int
-) -> AsyncIterator[ServerSentEventMessage]:
+async def _events(resources: Resources, ctx: Ctx, token: str, after: int) -> AsyncIterator[bytes]:
     feed = resources.alert_feed
     await feed.ensure_listening()
     caller = ctx.caller
@@ -45,7 +43,7 @@ async def _events(
             latest = {item.alert_id: item.change_id for item in items}
             for item in items:
                 if latest[item.alert_id] == item.change_id and visible(caller, item):
-                    yield ServerSentEventMessage(id=item.change_id, event="alert", data=item.data)
+                    yield item.frame
                 after = item.change_id
         else:
             # Behind what the feed remembers (a resume from long ago): read in the caller's scope.
@@ -58,7 +56,7 @@ async def _events(
             latest = {alert.id: change_id for change_id, alert in changes}
             for change_id, alert in changes:
                 if latest[alert.id] == change_id:
-                    yield ServerSentEventMessage(id=change_id, event="alert", data=_encode(alert).decode())
+                    yield sse_frame(change_id, _encode(alert))
                 after = change_id
             if changes:
                 continue  # read on until nothing is left
@@ -68,7 +66,7 @@ async def _events(
         if not await feed.wait(seen, KEEP_ALIVE_SECONDS):
             if await resources.sessions.resolve(token) is None:
                 return  # logged out, expired or revoked: the stream ends with the session
-            yield ServerSentEventMessage(comment="keep-alive")
+            yield KEEP_ALIVE_FRAME
 
 
 Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]
@@ -150,7 +148,7 @@ class AlertController(Controller):
         last_event_id: Annotated[
             int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID, required=False)
         ] = None,
-    ) -> ServerSentEvent:
+    ) -> Stream:
         """Server-Sent Events: every new or changed alert inside the caller's scope, as it
         happens. Each event's id is a change number: reconnect with `Last-Event-ID` and the
         stream resumes right after it, nothing missed and nothing twice. Without one it starts
@@ -161,7 +159,12 @@ class AlertController(Controller):
             start = last_event_id if last_event_id is not None else await service.last_change(conn)
             await audit.record(conn, ctx, "alert.stream", object_type="alert")
         token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
-        return ServerSentEvent(_events(resources, ctx, token, start))
+        # Frames are written as they are (each encoded once for every client, see feed.py).
+        return Stream(
+            _events(resources, ctx, token, start),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @get("/{alert_id:int}", opt=access("alert.read", CASE_READERS))
     async def read(self, request: AnyRequest, alert_id: IdPath, ctx: Ctx) -> Alert:

@@ -40,8 +40,13 @@ class FeedItem(msgspec.Struct, frozen=True, gc=False):
     org_path: str
     program: str | None
     shared_with_police: bool
-    # The alert as JSON, encoded once for every client.
-    data: str
+    # The Server-Sent Events frame of the change, encoded once for every client.
+    frame: bytes
+
+
+def sse_frame(change_id: int, data: bytes) -> bytes:
+    """One Server-Sent Event: the change number as its id, the alert as JSON."""
+    return b"id: %d\r\nevent: alert\r\ndata: %s\r\n\r\n" % (change_id, data)
 
 
 def visible(caller: Principal, item: FeedItem) -> bool:
@@ -131,7 +136,7 @@ class AlertFeed:
                             org_path=org_path,
                             program=program,
                             shared_with_police=shared,
-                            data=_encode(alert).decode(),
+                            frame=sse_frame(change_id, _encode(alert)),
                         )
                     )
                     self.head = change_id
