@@ -15,22 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any
 
 import asyncpg
 import msgspec
 import structlog
 
-from casemgr.alerts.schemas import Alert
+from casemgr.alerts import repository
 from casemgr.auth.principal import Principal, Role
 
 log = structlog.get_logger(__name__)
 CHANNEL = "alert_changes"
-_READ = "SELECT * FROM alert_changes_after($1, $2)"
-_HEAD = "SELECT last_id FROM alert_change_head"
 _BATCH = 1000
 _encode = msgspec.json.Encoder().encode
-_details = msgspec.json.Decoder(dict[str, Any])
 
 
 class FeedItem(msgspec.Struct, frozen=True, gc=False):
@@ -90,7 +86,7 @@ class AlertFeed:
             try:
                 connection = await asyncpg.connect(self._dsn)
                 await connection.add_listener(CHANNEL, self._notified)
-                head: int = await connection.fetchval(_HEAD)
+                head = await repository.last_change(connection)
             except (OSError, asyncpg.PostgresError) as e:
                 log.warning("alert_feed_listen_failed", error_type=type(e).__name__)
                 return
@@ -117,29 +113,22 @@ class AlertFeed:
             return
         try:
             while True:
-                rows = await connection.fetch(_READ, self.head, _BATCH)
+                rows = await repository.feed_after(connection, self.head, _BATCH)
                 for row in rows:
-                    values = dict(row)
-                    change_id = values.pop("change_id")
-                    org_path = values.pop("org_path")
-                    program = values.pop("program")
-                    shared = values.pop("shared_with_police")
-                    values["details"] = _details.decode(values["details"])
-                    alert = msgspec.convert(values, Alert)
                     if len(self._items) == self._items.maxlen:
                         self.floor = self._items[0].change_id
                     self._items.append(
                         FeedItem(
-                            change_id=change_id,
-                            alert_id=alert.id,
-                            case_id=alert.case_id,
-                            org_path=org_path,
-                            program=program,
-                            shared_with_police=shared,
-                            frame=sse_frame(change_id, _encode(alert)),
+                            change_id=row.change_id,
+                            alert_id=row.alert.id,
+                            case_id=row.alert.case_id,
+                            org_path=row.org_path,
+                            program=row.program,
+                            shared_with_police=row.shared_with_police,
+                            frame=sse_frame(row.change_id, _encode(row.alert)),
                         )
                     )
-                    self.head = change_id
+                    self.head = row.change_id
                 if len(rows) < _BATCH:
                     break
         except (OSError, asyncpg.PostgresError) as e:

@@ -107,6 +107,9 @@ SELECT ch.id AS change_id, {_COLUMNS}
  LIMIT $6
 """
 _LAST_CHANGE = "SELECT last_id FROM alert_change_head"
+# The process-wide feed's read: every change after a number, with what deciding visibility
+# needs, through a definer function (the feed serves every caller of the process).
+_FEED = "SELECT * FROM alert_changes_after($1, $2)"
 
 _details = msgspec.json.Decoder(dict[str, Any])
 
@@ -179,6 +182,27 @@ async def changes_after(
 async def last_change(conn: asyncpg.Connection) -> int:
     last: int = await conn.fetchval(_LAST_CHANGE)
     return last
+
+
+class FeedRow(msgspec.Struct, frozen=True):
+    change_id: int
+    org_path: str
+    program: str | None
+    shared_with_police: bool
+    alert: Alert
+
+
+async def feed_after(conn: asyncpg.Connection, after: int, limit: int) -> list[FeedRow]:
+    rows = []
+    for record in await conn.fetch(_FEED, after, limit):
+        values = dict(record)
+        change_id = values.pop("change_id")
+        org_path = values.pop("org_path")
+        program = values.pop("program")
+        shared = values.pop("shared_with_police")
+        values["details"] = _details.decode(values["details"])
+        rows.append(FeedRow(change_id, org_path, program, shared, msgspec.convert(values, Alert)))
+    return rows
 
 
 async def escalate_due(conn: asyncpg.Connection, now: datetime) -> list[tuple[int, int, int]]:
