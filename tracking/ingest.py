@@ -98,7 +98,9 @@ class Ingest:
             raise Unauthenticated("the X-Device-Id header is missing or malformed", reason="no_device_id")
         entry = await self._entry(device_id)
         self._authenticate(entry.device, authorization, signature, body)
-        if entry.device.order_id is None:
+        now = self.now_ms()
+        if entry.device.order_id is None or not entry.device.starts_at_ms <= now < entry.device.ends_at_ms:
+            # No order, or not in force now (the script checks again, with Redis's clock).
             raise Forbidden("the device has no active monitoring order", reason="no_active_order")
         pings, rejected = self._decode(body, content_type)
         for _ in range(3):  # a new configuration version mid-request: evaluate again with it

@@ -313,3 +313,11 @@ async def test_a_device_removed_from_tracking_is_unknown_from_its_next_upload(ri
     await remove_device(rig.scripts, rig.keyspace, device.device_id, 10**9)
     with pytest.raises(Unauthenticated):
         await rig.upload(device, device.ping(now_ms() - 1000, *at(0)))
+
+
+async def test_fixes_sent_after_the_order_ended_get_403_not_a_list_of_rejections(rig: Rig) -> None:
+    device = await rig.device(starts_at_ms=now_ms() - 86_400_000, ends_at_ms=now_ms() + 1500)
+    await rig.upload(device, device.ping(now_ms() - 1000, *at(0)))  # in force: cached by the ingest
+    await asyncio.sleep(2)
+    with pytest.raises(Forbidden):
+        await rig.upload(device, device.ping(now_ms() - 100, *at(0)))
