@@ -10,12 +10,27 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 RedisClient: TypeAlias = Redis | RedisCluster
+# Connections per process to a single Redis server. Commands beyond it wait for a free one
+# instead of opening more: thousands of concurrent requests (10,000 live alert streams
+# checking their sessions at once) would otherwise exceed Redis's maxclients.
+MAX_CONNECTIONS = 64
 
 
 def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
     if cluster:
+        # redis-py's cluster client has no blocking pool (its max_connections fails with an
+        # IndexError when reached, seen with redis 8.1): left unbounded; size each node's
+        # maxclients for the processes in front of it.
         return RedisCluster.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

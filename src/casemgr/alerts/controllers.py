@@ -64,8 +64,11 @@ async def _events(resources: Resources, ctx: Ctx, token: str, after: int) -> Asy
             if feed.covers(after):
                 continue
         if not await feed.wait(seen, KEEP_ALIVE_SECONDS):
-            if await resources.sessions.resolve(token) is None:
-                return  # logged out, expired or revoked: the stream ends with the session
+            try:
+                if await resources.sessions.resolve(token) is None:
+                    return  # logged out, expired or revoked: the stream ends with the session
+            except RedisError as e:  # the session store is away for a moment: keep the stream
+                log.warning("alert_stream_session_check_failed", error_type=type(e).__name__)
             yield KEEP_ALIVE_FRAME
 
 
