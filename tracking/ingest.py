@@ -97,15 +97,12 @@ class Ingest:
         if not device_id or not _DEVICE_ID.match(device_id):
             raise Unauthenticated("the X-Device-Id header is missing or malformed", reason="no_device_id")
         entry = await self._entry(device_id)
-        self._authenticate(entry.device, authorization, signature, body)
         now = self.now_ms()
-        if entry.device.order_id is None or not entry.device.starts_at_ms <= now < entry.device.ends_at_ms:
-            # No order, or not in force now (the script checks again, with Redis's clock).
-            raise Forbidden("the device has no active monitoring order", reason="no_active_order")
+        self._admit(entry.device, authorization, signature, body, now)
         pings, rejected = self._decode(body, content_type)
         for _ in range(3):  # a new configuration version mid-request: evaluate again with it
             device = entry.device
-            fixes, evidence, rejected_now = self._fixes(device, device_id, pings)
+            fixes, evidence, rejected_now = self._fixes(device, device_id, pings, now)
             if not fixes:
                 raise ValidationFailed(
                     "no ping of the upload could be accepted",
@@ -115,9 +112,9 @@ class Ingest:
                 )
             args: list[Any] = [device.version, _encode(fixes)]
             if self.pipe is not None:
-                result = await self.pipe.evalsha(self.scripts.ingest, list(entry.keys), args)
+                result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
             else:
-                result = await self.scripts.ingest(keys=list(entry.keys), args=args)
+                result = await self.scripts.ingest(keys=entry.keys, args=args)
             status = result[0]
             if status == b"ok":
                 break
@@ -125,9 +122,7 @@ class Ingest:
                 # A device removed since leaves a version and no configuration: unknown now.
                 blob = result[1] if len(result) > 1 and result[1] else None
                 entry = self._install(device_id, bytes(blob) if blob else None)
-                self._authenticate(entry.device, authorization, signature, body)
-                if entry.device.order_id is None:
-                    raise Forbidden("the device has no active monitoring order", reason="no_active_order")
+                self._admit(entry.device, authorization, signature, body, now)
                 continue
             self._cache.pop(device_id, None)
             if status == b"no_order":
@@ -169,6 +164,16 @@ class Ingest:
         entry = _Entry(device, tuple(self.keyspace.device(device_id).all()), time.monotonic())
         self._cache[device_id] = entry
         return entry
+
+    @classmethod
+    def _admit(
+        cls, device: CompiledDevice, authorization: str | None, signature: str | None, body: bytes, now: int
+    ) -> None:
+        """The device's own credentials, then an order in force now (the script checks the order
+        again, with Redis's clock)."""
+        cls._authenticate(device, authorization, signature, body)
+        if device.order_id is None or not device.starts_at_ms <= now < device.ends_at_ms:
+            raise Forbidden("the device has no active monitoring order", reason="no_active_order")
 
     @staticmethod
     def _authenticate(
@@ -246,10 +251,10 @@ class Ingest:
             raise ValidationFailed("the batch is empty", field="body")
 
     def _fixes(
-        self, device: CompiledDevice, device_id: str, pings: list[tuple[int, Ping]]
+        self, device: CompiledDevice, device_id: str, pings: list[tuple[int, Ping]], now: int
     ) -> tuple[list[list[Any]], dict[int, str | None], list[RejectedPing]]:
         """The accepted pings as the script's fixes, sorted by fix time; the evidence per seq."""
-        latest_allowed = self.now_ms() + self.future_tolerance_ms
+        latest_allowed = now + self.future_tolerance_ms
         rows: list[list[Any]] = []
         evidence: dict[int, str | None] = {}
         rejected: list[RejectedPing] = []

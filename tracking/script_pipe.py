@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -127,7 +128,7 @@ class ScriptPipe:
             self._slots[slot] = connection
             return connection
 
-    async def evalsha(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def evalsha(self, script: AsyncScript, keys: Sequence[str], args: list[Any]) -> Any:
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         connection = await self._connection(next(self._next))

@@ -24,17 +24,17 @@ def _settings() -> Settings:
         sys.exit(f"casemgr: configuration error: {e}")
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _run_uvicorn(factory: str, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     uvicorn.run(
-        "casemgr.asgi:build",
+        factory,
         factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        host=host,
+        port=port,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -46,6 +46,16 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    return _run_uvicorn(
+        "casemgr.asgi:build",
+        args.host or settings.host,
+        args.port or settings.port,
+        args.workers or settings.workers,
+    )
 
 
 async def _migrate() -> int:
@@ -193,25 +203,13 @@ async def _tasks_run() -> int:
 
 
 def _tracking_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = _settings()
-    configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(
+    return _run_uvicorn(
         "tracking.asgi:build",
-        factory=True,
-        host=args.host or settings.tracking_host,
-        port=args.port or settings.tracking_port,
-        workers=args.workers or settings.tracking_workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        args.host or settings.tracking_host,
+        args.port or settings.tracking_port,
+        args.workers or settings.tracking_workers,
     )
-    return 0
 
 
 def _tracking_workers() -> int:

@@ -6,8 +6,11 @@ Redis after the commit (and retried from the outbox if Redis is away).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
 
+import asyncpg
 from litestar import Controller, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
@@ -33,18 +36,29 @@ from casemgr.monitoring.schemas import (
     Zone,
     ZoneCreate,
 )
-from casemgr.resources import Resources
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 from casemgr.wire import IdPath
 
 APPROVERS = (Role.SUPERVISOR,)
 DEVICE_KEEPERS = (Role.SUPERVISOR, Role.ADMIN)
+T = TypeVar("T")
 DevicePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
-async def _publish(resources: Resources, staged: list[Staged]) -> None:
+async def _in_transaction_then_publish(
+    request: AnyRequest,
+    ctx: Ctx,
+    work: Callable[[asyncpg.Connection, datetime, list[Staged]], Awaitable[T]],
+) -> T:
+    """Run a change in one scoped transaction; after the commit, tell the tracking core about
+    the devices the change staged (what fails stays in the outbox, see publisher.py)."""
+    resources = resources_of(request)
+    staged: list[Staged] = []
+    async with scoped_transaction(resources.pool, ctx.caller) as conn:
+        result = await work(conn, resources.clock.now(), staged)
     if staged:
         await resources.tracking.publish(resources.pool, staged, resources.clock.now())
+    return result
 
 
 class MonitoringOrderController(Controller):
@@ -104,14 +118,11 @@ class MonitoringOrderController(Controller):
     async def _decide(
         self, request: AnyRequest, order_id: int, data: Decision, ctx: Ctx, *, approve: bool
     ) -> MonitoringOrder:
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            order = await service.decide_order(
-                conn, ctx, order_id, data, resources.clock.now(), staged, approve=approve
-            )
-        await _publish(resources, staged)
-        return order
+        return await _in_transaction_then_publish(
+            request,
+            ctx,
+            lambda conn, now, out: service.decide_order(conn, ctx, order_id, data, now, out, approve=approve),
+        )
 
     @post(
         "/monitoring-orders/{order_id:int}/end",
@@ -122,12 +133,9 @@ class MonitoringOrderController(Controller):
         self, request: AnyRequest, order_id: IdPath, data: JSONBody[EndRequest], ctx: Ctx
     ) -> MonitoringOrder:
         """End an order early; tracking of the subject stops with the next upload."""
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            order = await service.end_order(conn, ctx, order_id, data, resources.clock.now(), staged)
-        await _publish(resources, staged)
-        return order
+        return await _in_transaction_then_publish(
+            request, ctx, lambda conn, now, out: service.end_order(conn, ctx, order_id, data, now, out)
+        )
 
     @post(
         "/monitoring-orders/{order_id:int}/renewals", opt=access("monitoring.renewal_request", CASE_WRITERS)
@@ -163,14 +171,13 @@ class MonitoringOrderController(Controller):
     async def _decide_renewal(
         self, request: AnyRequest, order_id: int, renewal_id: int, data: Decision, ctx: Ctx, *, approve: bool
     ) -> Renewal:
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            renewal = await service.decide_renewal(
-                conn, ctx, order_id, renewal_id, data, resources.clock.now(), staged, approve=approve
-            )
-        await _publish(resources, staged)
-        return renewal
+        return await _in_transaction_then_publish(
+            request,
+            ctx,
+            lambda conn, now, out: service.decide_renewal(
+                conn, ctx, order_id, renewal_id, data, now, out, approve=approve
+            ),
+        )
 
     @post(
         "/monitoring-orders/{order_id:int}/device",
@@ -181,12 +188,9 @@ class MonitoringOrderController(Controller):
         self, request: AnyRequest, order_id: IdPath, data: JSONBody[Assignment], ctx: Ctx
     ) -> MonitoringOrder:
         """Fit a device to the subject; it reports under this order from then on."""
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            order = await service.assign_device(conn, ctx, order_id, data, resources.clock.now(), staged)
-        await _publish(resources, staged)
-        return order
+        return await _in_transaction_then_publish(
+            request, ctx, lambda conn, now, out: service.assign_device(conn, ctx, order_id, data, now, out)
+        )
 
     @delete(
         "/monitoring-orders/{order_id:int}/device",
@@ -194,24 +198,18 @@ class MonitoringOrderController(Controller):
         opt=access("monitoring.device_release", CASE_WRITERS),
     )
     async def release_device(self, request: AnyRequest, order_id: IdPath, ctx: Ctx) -> MonitoringOrder:
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            order = await service.release_device(conn, ctx, order_id, resources.clock.now(), staged)
-        await _publish(resources, staged)
-        return order
+        return await _in_transaction_then_publish(
+            request, ctx, lambda conn, now, out: service.release_device(conn, ctx, order_id, now, out)
+        )
 
     @post("/monitoring-orders/{order_id:int}/zones", opt=access("monitoring.zone_add", CASE_WRITERS))
     async def add_zone(
         self, request: AnyRequest, order_id: IdPath, data: JSONBody[ZoneCreate], ctx: Ctx
     ) -> Zone:
         """A circle or a GeoJSON polygon, inclusion or exclusion, with an optional weekly schedule."""
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            zone = await service.add_zone(conn, ctx, order_id, data, resources.clock.now(), staged)
-        await _publish(resources, staged)
-        return zone
+        return await _in_transaction_then_publish(
+            request, ctx, lambda conn, now, out: service.add_zone(conn, ctx, order_id, data, now, out)
+        )
 
     @post("/monitoring-orders/{order_id:int}/absences", opt=access("monitoring.absence_grant", CASE_WRITERS))
     async def grant_absence(
@@ -242,11 +240,9 @@ class MonitoringOrderController(Controller):
 
     @delete("/zones/{zone_id:int}", status_code=204, opt=access("monitoring.zone_remove", CASE_WRITERS))
     async def remove_zone(self, request: AnyRequest, zone_id: IdPath, ctx: Ctx) -> None:
-        resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            await service.remove_zone(conn, ctx, zone_id, resources.clock.now(), staged)
-        await _publish(resources, staged)
+        await _in_transaction_then_publish(
+            request, ctx, lambda conn, now, out: service.remove_zone(conn, ctx, zone_id, now, out)
+        )
 
 
 class DeviceController(Controller):
@@ -260,13 +256,11 @@ class DeviceController(Controller):
     ) -> DeviceCredentials:
         """Register a device for an office; its secret is shown in this reply only."""
         resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            created = await service.register_device(
-                conn, ctx, resources.keyring, data, resources.clock.now(), staged
-            )
-        await _publish(resources, staged)
-        return created
+        return await _in_transaction_then_publish(
+            request,
+            ctx,
+            lambda conn, now, out: service.register_device(conn, ctx, resources.keyring, data, now, out),
+        )
 
     @get("/", opt=access("monitoring.device_list", (*CASE_WRITERS, Role.ADMIN)))
     async def list_devices(
@@ -287,10 +281,8 @@ class DeviceController(Controller):
     async def rotate_secret(self, request: AnyRequest, device_id: DevicePath, ctx: Ctx) -> DeviceCredentials:
         """A new secret, shown once; the old one stops working at the device's next upload."""
         resources = resources_of(request)
-        staged: list[Staged] = []
-        async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            rotated = await service.rotate_secret(
-                conn, ctx, resources.keyring, device_id, resources.clock.now(), staged
-            )
-        await _publish(resources, staged)
-        return rotated
+        return await _in_transaction_then_publish(
+            request,
+            ctx,
+            lambda conn, now, out: service.rotate_secret(conn, ctx, resources.keyring, device_id, now, out),
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import msgspec
 import structlog
 from redis.exceptions import RedisError
 from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, ZoneSpec
@@ -75,25 +76,19 @@ async def stage(conn: asyncpg.Connection, device_id: str, now: datetime) -> Stag
     if row.retired_at is not None:
         return Staged(device_id, version, None, queued_at)
     config = DeviceConfig(
-        device_id=device_id,
-        version=version,
-        secret=row.secret_sealed,
-        interval_s=row.reporting_interval_s,
+        device_id=device_id, version=version, secret=row.secret_sealed, interval_s=row.reporting_interval_s
     )
     if row.order_id is not None and row.starts_at is not None and row.ends_at is not None:
-        zones = await repository.zones(conn, row.order_id)
-        config = DeviceConfig(
-            device_id=device_id,
-            version=version,
-            secret=row.secret_sealed,
-            interval_s=row.reporting_interval_s,
+        # Under an active order: what tracking evaluates the device's fixes against.
+        config = msgspec.structs.replace(
+            config,
             order_id=row.order_id,
             case_id=row.case_id,
             org_unit_id=row.org_unit_id,
             starts_at_ms=_ms(row.starts_at),
             ends_at_ms=_ms(row.ends_at),
-            time_zone=row.time_zone or "Asia/Shanghai",
-            zones=[_zone_spec(z) for z in zones],
+            time_zone=row.time_zone or config.time_zone,
+            zones=[_zone_spec(z) for z in await repository.zones(conn, row.order_id)],
         )
     return Staged(device_id, version, config, queued_at)
 
