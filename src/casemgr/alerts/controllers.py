@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 import structlog
 from litestar import Controller, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from redis.exceptions import RedisError
@@ -77,71 +77,62 @@ UnitId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 Minutes = Annotated[int | None, QueryParameter(ge=0, le=525_600, description="raised at least this long ago")]
 
 
+def inbox_query(
+    status: FromQuery[AlertStatus | None] = None,
+    kind: Kind = None,
+    severity: FromQuery[Severity | None] = None,
+    org_unit_id: UnitId = None,
+    program: FromQuery[Program | None] = None,
+    older_than_minutes: Minutes = None,
+    escalated_to_me: FromQuery[bool] = False,
+    mine: FromQuery[bool] = False,
+) -> service.InboxQuery:
+    """The inbox's filters from the query string, shared by the list and its counts."""
+    return service.InboxQuery(
+        status=status,
+        kind=kind,
+        severity=severity,
+        program=program,
+        org_unit_id=org_unit_id,
+        older_than_minutes=older_than_minutes,
+        escalated_to_me=escalated_to_me,
+        mine=mine,
+    )
+
+
+Filters = NamedDependency[service.InboxQuery]
+
+
 class AlertController(Controller):
     path = "/alerts"
     tags = ["alerts"]
-    dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
+    dependencies = {
+        "ctx": Provide(request_context, sync_to_thread=False),
+        "filters": Provide(inbox_query, sync_to_thread=False),
+    }
 
     @get("/", opt=access("alert.list", CASE_READERS))
     async def list_alerts(
         self,
         request: AnyRequest,
         ctx: Ctx,
-        status: FromQuery[AlertStatus | None] = None,
-        kind: Kind = None,
-        severity: FromQuery[Severity | None] = None,
-        org_unit_id: UnitId = None,
-        program: FromQuery[Program | None] = None,
-        older_than_minutes: Minutes = None,
-        escalated_to_me: FromQuery[bool] = False,
-        mine: FromQuery[bool] = False,
+        filters: Filters,
         after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AlertPage:
         """The inbox: alerts inside the caller's scope (tracking alerts, missed intakes, overdue
         contacts and tasks), oldest first, with filters."""
         resources = resources_of(request)
-        query = service.InboxQuery(
-            status=status,
-            kind=kind,
-            severity=severity,
-            program=program,
-            org_unit_id=org_unit_id,
-            older_than_minutes=older_than_minutes,
-            escalated_to_me=escalated_to_me,
-            mine=mine,
-        )
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            return await service.inbox(conn, ctx, query, after=after, limit=limit, now=resources.clock.now())
+            now = resources.clock.now()
+            return await service.inbox(conn, ctx, filters, after=after, limit=limit, now=now)
 
     @get("/counts", opt=access("alert.counts", CASE_READERS))
-    async def counts(
-        self,
-        request: AnyRequest,
-        ctx: Ctx,
-        status: FromQuery[AlertStatus | None] = None,
-        kind: Kind = None,
-        severity: FromQuery[Severity | None] = None,
-        org_unit_id: UnitId = None,
-        program: FromQuery[Program | None] = None,
-        older_than_minutes: Minutes = None,
-        escalated_to_me: FromQuery[bool] = False,
-        mine: FromQuery[bool] = False,
-    ) -> AlertCounts:
+    async def counts(self, request: AnyRequest, ctx: Ctx, filters: Filters) -> AlertCounts:
         """How many alerts the same filters hold, by status and severity."""
         resources = resources_of(request)
-        query = service.InboxQuery(
-            status=status,
-            kind=kind,
-            severity=severity,
-            program=program,
-            org_unit_id=org_unit_id,
-            older_than_minutes=older_than_minutes,
-            escalated_to_me=escalated_to_me,
-            mine=mine,
-        )
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
-            return await service.counts(conn, ctx, query, resources.clock.now())
+            return await service.counts(conn, ctx, filters, resources.clock.now())
 
     @get("/stream", opt=access("alert.stream", CASE_READERS))
     async def stream(
