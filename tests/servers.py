@@ -104,3 +104,39 @@ def redis_cluster(workdir: Path, nodes: int = 3) -> Iterator[str]:
     finally:
         for port in ports:
             _cli(port, "shutdown", "nosave")
+
+
+@contextmanager
+def redis_on_unix_socket(workdir: Path) -> Iterator[str]:
+    """A Redis listening on a Unix socket only; yields its unix:// URL."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (scripts/test installs it)")
+    path = workdir / "redis.sock"
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(path),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("redis-server on a Unix socket did not start")
+            time.sleep(0.05)
+        yield f"unix://{path}?db=2"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -6,6 +6,8 @@ never with an officer's session, and the hot path carries no middleware it does 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -15,10 +17,11 @@ import structlog
 from litestar import Litestar, Request, asgi, get
 from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
+from redis.exceptions import RedisError
 
 from casemgr.config import Settings
 from casemgr.crypto import Keyring
-from casemgr.errors import PayloadTooLarge
+from casemgr.errors import PayloadTooLarge, ServiceUnavailable
 from casemgr.redis_client import RedisClient, create_redis
 from casemgr.web.problems import EXCEPTION_HANDLERS
 from tracking.ingest import Ingest
@@ -84,6 +87,20 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+async def _preload(ingest: Ingest, done: asyncio.Event, settings: Settings) -> None:
+    """Uploads are served meanwhile (a device not loaded yet costs one more round trip);
+    readiness waits, so that a load balancer sends the fleet to warm workers."""
+    try:
+        if settings.tracking_preload:
+            started = time.monotonic()
+            loaded = await ingest.preload()
+            log.info("tracking_preloaded", devices=loaded, seconds=round(time.monotonic() - started, 1))
+    except RedisError as e:
+        log.warning("tracking_preload_failed", reason=str(e))
+    finally:
+        done.set()
+
+
 @get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
@@ -91,6 +108,8 @@ async def live() -> dict[str, str]:
 
 @get("/health/ready")
 async def ready(request: Request[Any, Any, Any]) -> dict[str, str]:
+    if not request.app.state.preloaded.is_set():
+        raise ServiceUnavailable("loading device configurations")
     await request.app.state.redis.ping()  # a failure is a 503 problem naming Redis
     return {"status": "ok"}
 
@@ -113,10 +132,13 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
             future_tolerance_ms=settings.tracking_future_tolerance_seconds * 1000,
             cache_size=settings.tracking_device_cache,
         )
+        app.state.preloaded = asyncio.Event()
+        preloading = asyncio.create_task(_preload(app.state.ingest, app.state.preloaded, settings))
         log.info("tracking_started", shards=settings.tracking_shards)
         try:
             yield
         finally:
+            preloading.cancel()
             if pipe is not None:
                 pipe.close()
             if redis is None:

@@ -17,7 +17,7 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 from redis.commands.core import AsyncScript
@@ -31,6 +31,9 @@ class _Connection(asyncio.Protocol):
         # Futures waiting for replies, in the order their commands went out, with when they were sent.
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._transport: asyncio.Transport | None = None
+        # Commands of one event-loop turn go out in one write: fewer system calls here and fewer
+        # reads for Redis (py-spy showed the write per command as a tenth of a worker's time).
+        self._outgoing: list[bytes] = []
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,8 +66,15 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((future, loop.time()))
-        self._transport.write(hiredis.pack_command(args))
+        if not self._outgoing:
+            loop.call_soon(self._flush)
+        self._outgoing.append(hiredis.pack_command(args))
         return future
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self.lost:
+            self._transport.write(b"".join(outgoing))
 
     def overdue(self, older_than: float) -> bool:
         """Whether the oldest command still waiting was sent before ``older_than``."""
@@ -77,12 +87,18 @@ class _Connection(asyncio.Protocol):
 
 class ScriptPipe:
     def __init__(
-        self, url: str, connections: int = 4, connect_timeout: float = 5.0, reply_timeout: float = 5.0
+        self, url: str, connections: int = 1, connect_timeout: float = 5.0, reply_timeout: float = 5.0
     ) -> None:
         parts = urlsplit(url)
+        # redis://host:port/db, or unix:///path/to/redis.sock?db=N (a Redis on the same machine:
+        # a write to a Unix socket costs far less than one through the loopback TCP stack).
+        self._unix_path = parts.path if parts.scheme == "unix" else None
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
-        self._db = int(parts.path.lstrip("/") or 0)
+        if self._unix_path is not None:
+            self._db = int(parse_qs(parts.query).get("db", ["0"])[0])
+        else:
+            self._db = int(parts.path.lstrip("/") or 0)
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._connect_timeout = connect_timeout
@@ -115,7 +131,10 @@ class ScriptPipe:
             loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    _, connection = await loop.create_connection(_Connection, self._host, self._port)
+                    if self._unix_path is not None:
+                        _, connection = await loop.create_unix_connection(_Connection, self._unix_path)
+                    else:
+                        _, connection = await loop.create_connection(_Connection, self._host, self._port)
                     if self._password is not None:
                         credentials = (
                             (self._username, self._password) if self._username else (self._password,)

@@ -25,27 +25,11 @@ def _settings() -> Settings:
 
 
 def _run_uvicorn(factory: str, host: str, port: int, workers: int) -> int:
-    import uvicorn
+    from casemgr.serving import ServeOptions, serve
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,
-        # On SIGTERM: stop accepting, let requests in flight finish (up to this long),
-        # then run the lifespan's shutdown, which closes the pools.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
-    return 0
+    return serve(ServeOptions(factory, host, port, workers, settings.shutdown_grace_seconds))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -86,8 +86,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tracking_max_batch: int = 1000
     # A fix time this far ahead of the server's clock is refused (device clocks drift).
     tracking_future_tolerance_seconds: int = 120
-    # Compiled device configurations each ingest worker keeps in memory.
+    # Compiled device configurations each ingest worker keeps in memory (about 2 KB each; size
+    # it to the fleet so that every upload takes one Redis round trip, not two).
     tracking_device_cache: int = 200_000
+    # Whether each ingest worker loads every published configuration (up to the cache size)
+    # when it starts, and reports not ready until it has.
+    tracking_preload: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -168,9 +172,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
 
     redis_cluster = _flag(get("CASEMGR_REDIS_CLUSTER", "false") or "false", "CASEMGR_REDIS_CLUSTER")
+    tracking_preload = _flag(get("CASEMGR_TRACKING_PRELOAD", "true") or "true", "CASEMGR_TRACKING_PRELOAD")
 
     values: dict[str, object] = {
         "redis_cluster": redis_cluster,
+        "tracking_preload": tracking_preload,
         "env": environment,
         "database_url": database_url,
         "app_database_url": get("APP_DATABASE_URL") or app_url_from_owner_url(database_url, APP_DB_ROLE),

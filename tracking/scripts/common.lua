@@ -13,22 +13,30 @@ local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
+-- The configuration's fields (tracking/publishing.py config_fields, plus ver and pub) and its
+-- zones. A script reads them with read_config(); the ingest script is handed them by a caller
+-- that holds the same version (use_config), which saves reading the hash on the hot path.
 local FIELDS = {'ver', 'order', 'case', 'unit', 'start', 'ends', 'ivl', 'zones', 'N', 'T',
                 'lowb', 'critb', 'locT', 'sigbuf', 'dev', 'pub'}
-local cfg = {}
-do
+local cfg, zones = {}, {}
+
+local function use_config(fields)
+  cfg = fields
+  for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
+    zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
+  end
+end
+
+local function read_config()
   local values = redis.call('HMGET', cfg_key, unpack(FIELDS))
-  for i, name in ipairs(FIELDS) do cfg[name] = values[i] end
+  local fields = {}
+  for i, name in ipairs(FIELDS) do fields[name] = values[i] end
+  use_config(fields)
 end
 
 -- Whether the device may report now: registered, under an order that has started and not ended.
 local function order_active()
   return cfg.order and cfg.order ~= '' and now_ms >= tonumber(cfg.start) and now_ms < tonumber(cfg.ends)
-end
-
-local zones = {}
-for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
-  zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
 end
 
 -- The state is one msgpack string: one GET and at most one SET per call, whatever changed.

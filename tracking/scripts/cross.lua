@@ -2,6 +2,7 @@
 -- fell inside it (sparse fixes jumping across a small zone). ARGV: 1 configuration version,
 -- 2 zone id, 3 the two sequence numbers "a,b", 4 the later fix's sequence number, 5 its time.
 -- Returns 1 if an alert was raised.
+read_config()
 if cfg.ver ~= ARGV[1] or not order_active() then return 0 end
 local zone = find_zone(ARGV[2])
 if not zone or not zone.exclusion then return 0 end

@@ -3,6 +3,7 @@
 -- kind in ms ('' for none), computed by the caller from the zone's schedule.
 -- ns: no upload within the interval plus the buffer; cs: a schedule window has started (plus
 -- grace); ce: it has ended. Returns the action taken.
+read_config()
 local member, next_ms = ARGV[1], ARGV[2]
 if not cfg.ver or not order_active() then
   redis.call('ZREM', due_key, member)

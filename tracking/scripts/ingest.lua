@@ -1,11 +1,14 @@
 -- Ingest one upload of one device. ARGV: 1 the configuration version the caller evaluated
 -- with, 2 the fixes (msgpack), sorted by fix time: [seq, t_ms, lon, lat, accuracy, speed,
 -- battery, strap, case, evidence]; absent values are false; evidence is false for a fix
--- without a valid position, else one character per zone (see tracking/zones.py).
+-- without a valid position, else one character per zone (see tracking/zones.py);
+-- 3 that version's configuration fields (msgpack map, as published).
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
 --         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
-if not cfg.ver then return {'unknown'} end
-if cfg.ver ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
+local version = redis.call('HGET', cfg_key, 'ver')
+if not version then return {'unknown'} end
+if version ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
+use_config(cmsgpack.unpack(ARGV[3]))
 if not order_active() then return {'no_order'} end
 
 -- Duplicates are found by bitmap among the latest WINDOW sequence numbers (a batch holds at
@@ -61,7 +64,13 @@ end
 local function step_zone(zone, mark, seq, t)
   local evidence = string.upper(mark)
   if evidence == '-' then return end
-  local z = loaded(zone.id)
+  local z = zone_states[zone.id]
+  if not z then
+    -- Most fixes confirm the state with no candidate pending ("S|-|..."): nothing to parse.
+    local raw = st['z:' .. zone.id]
+    if raw and string.sub(raw, 1, 1) == evidence and string.sub(raw, 3, 3) == '-' then return end
+    z = loaded(zone.id)
+  end
   if evidence == z.s then
     if z.c ~= '-' then z.c, z.n, z.seqs, z.dirty = '-', 0, '', true end
     return

@@ -25,6 +25,7 @@ from casemgr.errors import (
     FieldError,
     Forbidden,
     PurposeRequired,
+    ServiceUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -76,6 +77,8 @@ def problem(
 def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[dict[str, Any]]:
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    if isinstance(exc, ServiceUnavailable):
+        headers = {"Retry-After": "5"}
     return problem(
         request,
         status=exc.status,
