@@ -1,22 +1,26 @@
 """Benchmark: the tracking core's ping ingest, side by side with its peer and its limits.
 
-In one run, on the same uvicorn settings (--workers processes, uvloop, httptools):
+In one run, every server up at once and served the same way (casemgr.serving: --workers
+uvicorn processes, uvloop, httptools, a SO_REUSEPORT socket each), measured in --rounds
+rounds that take each server in turn, so that the drift of a shared machine falls on all:
   1. an empty Litestar POST handler (bench/empty_app.py) under single-ping requests: the peer;
   2. the tracking service under single-ping requests: at least 60 % of the peer's rate;
   3. the tracking service under batches of --batch pings: at least 100,000 pings/s, load
-     generator included (wrk, on the same two cores);
-  4. Redis memory per monitored subject (configuration, and configuration plus state);
-  5. ping-to-alert latency at half the single-ping maximum: a paced client sends pings, some
+     generator included (wrk, a thread per core, on the same cores);
+  4. with --scale N, a second tracking service holding N subjects (e.g. 1,000,000), measured in
+     the same rounds: its rates within 10 % of the first's;
+  5. Redis memory per monitored subject, and the ingest workers' resident memory;
+  6. ping-to-alert latency at half the single-ping maximum: a paced client sends pings, some
      with the strap cut, and the time from sending such a ping to its alert's entry on the alert
      stream (the stream id is Redis's clock) is taken; p99 at most 250 ms;
-  6. the persister: how fast one `casemgr tracking workers` persister drains everything the
+  7. the persister: how fast one `casemgr tracking workers` persister drains everything the
      phases above queued into a freshly migrated PostgreSQL database (pings/s).
---subjects devices (default 1,000) are published first, each with --zones zones (a home with
-a night curfew, the rest exclusion zones around it). Run it with 1,000,000 subjects too: the
-rates must stay within 10 %.
+Subjects are published first, each with --zones zones (a home with a night curfew, the rest
+exclusion zones around it); each tracking server loads every configuration before it reports
+ready, as in production.
 
     .venv/bin/python bench/tracking_ingest.py                       # 1,000 subjects, ~2 minutes
-    .venv/bin/python bench/tracking_ingest.py --subjects 1000000    # adds ~3 minutes to publish
+    .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~6 minutes more
 
 Needs wrk (Debian package "wrk") and the Redis of scripts/lib.sh (REDIS_URL or the local one).
 Traffic stays on 127.0.0.1; every phase ends after --seconds. Results go to bench/results/.
@@ -39,7 +43,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -81,9 +84,29 @@ def offset(point: tuple[float, float], east_m: float, north_m: float) -> tuple[f
     )
 
 
-def subject(n: int, zones: int, version: int, now_ms: int) -> tuple[DeviceConfig, str, tuple[float, float]]:
-    rng = random.Random(n)
-    home = offset(CENTRE, rng.uniform(-20_000, 20_000), rng.uniform(-20_000, 20_000))
+# The fleet is a formula, shared with bench/wrk/pings.lua: device n is "B%07d", its secret the
+# run's salt followed by the same digits, its home spread over 40 x 40 km by two irrational
+# strides. A load generator that reads a million devices from a file spends more of the shared
+# cores on its own memory than the server spends on the pings (seen: wrk at 90 % CPU).
+SECRET_SALT = base64.urlsafe_b64encode(os.urandom(18)).decode()
+
+
+def device_id_of(n: int) -> str:
+    return f"B{n:07d}"
+
+
+def secret_of(n: int) -> str:
+    return f"{SECRET_SALT}{n:07d}"
+
+
+def home_of(n: int) -> tuple[float, float]:
+    return offset(
+        CENTRE, ((n * 0.6180339887498949) % 1 - 0.5) * 40_000, ((n * 0.7548776662466927) % 1 - 0.5) * 40_000
+    )
+
+
+def subject(n: int, zones: int, version: int, now_ms: int) -> DeviceConfig:
+    home = home_of(n)
     specs = [
         ZoneSpec(
             id=n * 10 + 1,
@@ -106,12 +129,11 @@ def subject(n: int, zones: int, version: int, now_ms: int) -> tuple[DeviceConfig
                 buffer_m=20,
             )
         )
-    device_id = f"B{n:07d}"
-    secret = base64.urlsafe_b64encode(rng.randbytes(24)).decode()
-    config = DeviceConfig(
+    device_id = device_id_of(n)
+    return DeviceConfig(
         device_id=device_id,
         version=version,
-        secret=KEYRING.seal(secret.encode(), secret_associated_data(device_id)),
+        secret=KEYRING.seal(secret_of(n).encode(), secret_associated_data(device_id)),
         interval_s=60,
         order_id=n + 1,
         case_id=n + 1,
@@ -120,36 +142,33 @@ def subject(n: int, zones: int, version: int, now_ms: int) -> tuple[DeviceConfig
         ends_at_ms=now_ms + 50 * 86_400_000,
         zones=specs,
     )
-    return config, secret, home
 
 
-async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int, devices_file: Path) -> float:
+async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int) -> float:
     """Publish every subject through the publish script, pipelined; returns the seconds taken."""
     script = (ROOT / "tracking" / "scripts" / "publish.lua").read_text()
     sha = await redis.script_load(script)
     now_ms = int(time.time() * 1000)
     started = time.perf_counter()
-    with devices_file.open("w") as out:
-        for first in range(0, subjects, 2000):
-            pipe = redis.pipeline(transaction=False)
-            for n in range(first, min(first + 2000, subjects)):
-                config, secret, home = subject(n, zones, 1, now_ms)
-                keys = keyspace.device(config.device_id)
-                pipe.evalsha(
-                    sha,
-                    5,
-                    keys.config,
-                    keys.state,
-                    keys.seen,
-                    keys.shard.deadlines,
-                    keys.blob,
-                    1,
-                    msgspec.msgpack.encode(config_fields(config)),
-                    msgspec.msgpack.encode([list(d) for d in schedule_deadlines(config, now_ms)]),
-                    msgspec.msgpack.encode(config),
-                )
-                out.write(f"{config.device_id} {secret} {home[0]:.6f} {home[1]:.6f}\n")
-            await pipe.execute()
+    for first in range(0, subjects, 2000):
+        pipe = redis.pipeline(transaction=False)
+        for n in range(first, min(first + 2000, subjects)):
+            config = subject(n, zones, 1, now_ms)
+            keys = keyspace.device(config.device_id)
+            pipe.evalsha(
+                sha,
+                5,
+                keys.config,
+                keys.state,
+                keys.seen,
+                keys.shard.deadlines,
+                keys.blob,
+                1,
+                msgspec.msgpack.encode(config_fields(config)),
+                msgspec.msgpack.encode([list(d) for d in schedule_deadlines(config, now_ms)]),
+                msgspec.msgpack.encode(config),
+            )
+        await pipe.execute()
     return time.perf_counter() - started
 
 
@@ -258,7 +277,7 @@ _RUN = iter(range(1, 1000))
 _SEQS_PER_RUN = 100_000
 
 
-def wrk(port: int, devices_file: Path, batch: int, seconds: float, connections: int) -> dict[str, float]:
+def wrk(port: int, subjects: int, batch: int, seconds: float, connections: int) -> dict[str, float]:
     first = next(_RUN) * _SEQS_PER_RUN
     base = int(time.time()) - 35 * 86_400
     output = subprocess.run(
@@ -272,10 +291,11 @@ def wrk(port: int, devices_file: Path, batch: int, seconds: float, connections: 
             str(ROOT / "bench" / "wrk" / "pings.lua"),
             f"http://127.0.0.1:{port}",
             "--",
-            str(devices_file),
+            str(subjects),
             str(batch),
             str(base),
             str(first),
+            SECRET_SALT,
         ],
         capture_output=True,
         text=True,
@@ -296,7 +316,7 @@ def wrk(port: int, devices_file: Path, batch: int, seconds: float, connections: 
 
 async def paced_latency(
     port: int,
-    devices: list[tuple[str, str, float, float]],
+    subjects: int,
     rate: float,
     seconds: float,
     redis: Redis,
@@ -305,7 +325,7 @@ async def paced_latency(
     """Single pings at `rate` per second over 64 connections; one in fifty cuts a strap (each on
     a device of its own), which raises strap_tamper in the same script call that queues it."""
     connections = 64
-    cutters = iter(range(len(devices) - 1, -1, -1))
+    cutters = iter(range(subjects - 1, -1, -1))
     sent_at: dict[str, float] = {}
     seqs: dict[str, int] = {}
     base = int(time.time()) - 20 * 86_400
@@ -323,10 +343,10 @@ async def paced_latency(
             next_at += interval
             count += 1
             cut = count % 50 == 0
-            n = next(cutters, None) if cut else rng.randrange(len(devices) // 2)
+            n = next(cutters, None) if cut else rng.randrange(subjects // 2)
             if n is None:
-                cut, n = False, rng.randrange(len(devices) // 2)
-            device_id, secret, lon, lat = devices[n]
+                cut, n = False, rng.randrange(subjects // 2)
+            device_id, secret, (lon, lat) = device_id_of(n), secret_of(n), home_of(n)
             seq = seqs[device_id] = seqs.get(device_id, 10**7) + 1
             body = msgspec.json.encode(
                 {
@@ -378,14 +398,89 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class Fleet:
+    """One set of published subjects in a namespace of its own, and the server that ingests it."""
+
+    def __init__(self, subjects: int) -> None:
+        self.subjects = subjects
+        self.keyspace = KeySpace(64, f"bench{uuid.uuid4().hex[:6]}")
+        self.port = 0
+        self.publish_s = 0.0
+        self.start_s = 0.0
+        self.single: list[float] = []
+        self.batched: list[float] = []
+
+    async def publish(self, zones: int) -> None:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            self.publish_s = round(await publish(redis, self.keyspace, self.subjects, zones), 1)
+        finally:
+            await redis.aclose()
+
+    async def latency(self, rate: float, seconds: float) -> dict[str, float]:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            return await paced_latency(self.port, self.subjects, rate, seconds, redis, self.keyspace)
+        finally:
+            await redis.aclose()
+
+    async def memory(self) -> dict[str, float]:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            return await memory_per_subject(redis, self.keyspace, self.subjects)
+        finally:
+            await redis.aclose()
+
+    async def persist(self) -> dict[str, float]:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            return await persist_backlog(redis, self.keyspace)
+        finally:
+            await redis.aclose()
+
+    async def drop(self) -> None:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            await drop_namespace(redis, self.keyspace.namespace)
+        finally:
+            await redis.aclose()
+
+
+def worker_rss_mb(server_pid: int) -> float:
+    """The largest resident set among the server's worker processes."""
+    largest = 0.0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(server_pid) and "VmRSS" in fields:
+            largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
+    return round(largest, 1)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--subjects", type=int, default=1000)
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="also serve this many subjects (e.g. 1000000) beside --subjects and compare the rates in the same rounds",
+    )
     parser.add_argument("--zones", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="each round measures every server once, in turn"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument(
@@ -399,22 +494,18 @@ def main() -> int:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
 
-    namespace = f"bench{uuid.uuid4().hex[:6]}"
-    keyspace = KeySpace(64, namespace)
-    env = {
+    fleets = [Fleet(args.subjects)] + ([Fleet(args.scale)] if args.scale else [])
+    main_fleet = fleets[0]
+    base_env = {
         **os.environ,
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         "REDIS_URL": REDIS_URL,
         "CASEMGR_ENV": "development",
         "CASEMGR_LOG_LEVEL": "WARNING",
         "CASEMGR_DATA_KEYS": f"bench:{DATA_KEY}",
-        "CASEMGR_TRACKING_NAMESPACE": namespace,
         "CASEMGR_TRACKING_SHARDS": "64",
-        "CASEMGR_TRACKING_DEVICE_CACHE": str(args.device_cache or max(200_000, args.subjects)),
         "PYTHONPATH": str(ROOT),
     }
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
-    devices_file = workdir / "devices.txt"
     result: dict[str, object] = {
         "benchmark": "tracking_ingest",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -422,153 +513,186 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "subjects": args.subjects,
+        "scale_subjects": args.scale or None,
         "zones_per_subject": args.zones,
         "workers": args.workers,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "batch": args.batch,
         "connections": args.connections,
         "wrk_threads": os.cpu_count() or 1,
         "server": "casemgr.serving (uvicorn, uvloop, httptools, a SO_REUSEPORT socket per worker)",
     }
-
-    async def prepare() -> None:
-        redis = Redis.from_url(REDIS_URL)
-        before = (await redis.info("memory"))["used_memory"]
-        result["publish_s"] = round(
-            await publish(redis, keyspace, args.subjects, args.zones, devices_file), 1
-        )
-        after = (await redis.info("memory"))["used_memory"]
-        result["redis_used_memory_per_subject_bytes"] = round((after - before) / args.subjects)
-        await redis.aclose()
-
-    asyncio.run(prepare())
-    print("published:", result["publish_s"], "s")
+    servers: list[subprocess.Popen[bytes]] = []
     try:
-        port = free_port()
-        server = start("bench.empty_app:build", port, args.workers, env)
-        try:
-            wrk(port, devices_file, 1, 3, args.connections)  # warm-up
-            result["empty_litestar_single"] = wrk(port, devices_file, 1, args.seconds, args.connections)
-        finally:
-            stop(server)
-        print("empty litestar:", result["empty_litestar_single"])
-        port = free_port()
-        started = time.perf_counter()
-        server = start("tracking.asgi:build", port, args.workers, env, ready_path="/health/ready")
-        result["tracking_start_s"] = round(time.perf_counter() - started, 1)
-        try:
-            wrk(port, devices_file, 1, 3, args.connections)  # warm-up: compiles configurations
-            single = wrk(port, devices_file, 1, args.seconds, args.connections)
-            result["tracking_single"] = single
-            print("tracking single:", single)
-            wrk(port, devices_file, args.batch, 3, 8)
-            result["tracking_batched"] = wrk(port, devices_file, args.batch, args.seconds, 8)
-            print("tracking batched:", result["tracking_batched"])
-            devices = [
-                (line.split()[0], line.split()[1], float(line.split()[2]), float(line.split()[3]))
-                for line in devices_file.read_text().splitlines()
-            ]
-
-            async def latency() -> dict[str, float]:
-                redis = Redis.from_url(REDIS_URL)
-                try:
-                    return await paced_latency(
-                        port, devices, single["requests_per_s"] / 2, args.seconds, redis, keyspace
-                    )
-                finally:
-                    await redis.aclose()
-
-            result["latency_at_half_rate"] = asyncio.run(latency())
-            print("latency:", result["latency_at_half_rate"])
-
-            async def memory() -> dict[str, float]:
-                redis = Redis.from_url(REDIS_URL)
-                try:
-                    return await memory_per_subject(redis, keyspace, args.subjects)
-                finally:
-                    await redis.aclose()
-
-            result["memory_usage_per_subject"] = asyncio.run(memory())
-        finally:
-            stop(server)
-        if args.persist:
-
-            async def persist() -> dict[str, float]:
-                redis = Redis.from_url(REDIS_URL)
-                try:
-                    return await persist_backlog(redis, keyspace)
-                finally:
-                    await redis.aclose()
-
-            result["persister"] = asyncio.run(persist())
-            print("persister:", result["persister"])
-    finally:
-
-        async def cleanup() -> None:
-            redis = Redis.from_url(REDIS_URL)
-            await drop_namespace(redis, namespace)
-            await redis.aclose()
-
-        asyncio.run(cleanup())
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    empty = result["empty_litestar_single"]["requests_per_s"]  # type: ignore[index]
-    single_rate = result["tracking_single"]["requests_per_s"]  # type: ignore[index]
-    batched = result["tracking_batched"]["pings_per_s"]  # type: ignore[index]
-    lat = result["latency_at_half_rate"]  # type: ignore[assignment]
-    mem = result["memory_usage_per_subject"]  # type: ignore[assignment]
-    result["single_vs_empty"] = round(single_rate / empty, 3)
-    rows = [
-        ("empty Litestar POST, single ping (peer)", f"{empty:,.0f} req/s", "", ""),
-        (
-            "tracking, single ping",
-            f"{single_rate:,.0f} req/s",
-            f"{single_rate / empty:.0%} of peer",
-            "≥ 60 %",
-        ),
-        (f"tracking, batches of {args.batch}", f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
-        (
-            "ping-to-alert p99 at half rate",
-            f"{lat['ping_to_alert_p99_ms']} ms",  # type: ignore[index]
-            f"p50 {lat['ping_to_alert_p50_ms']} ms, {lat['alerts']} alerts (stream ids: 1 ms resolution)",
-            "≤ 250 ms",
-        ),  # type: ignore[index]
-        (
-            "Redis memory per subject",
-            f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",  # type: ignore[index]
-            f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B",
-            "",
-        ),  # type: ignore[index]
-    ]
-    if "persister" in result:
-        persisted = result["persister"]  # type: ignore[assignment]
-        rows.append(
-            (
-                "persister: queued pings into PostgreSQL",
-                f"{persisted['rows_per_s']:,.0f} pings/s",  # type: ignore[index]
-                f"{persisted['rows']:,} rows in {persisted['seconds']} s, one process",  # type: ignore[index]
-                "",
+        for fleet in fleets:
+            asyncio.run(fleet.publish(args.zones))
+            print(f"published {fleet.subjects:,} subjects in {fleet.publish_s} s", flush=True)
+        empty_port = free_port()
+        servers.append(start("bench.empty_app:build", empty_port, args.workers, base_env))
+        for fleet in fleets:
+            fleet.port = free_port()
+            started = time.perf_counter()
+            env = {
+                **base_env,
+                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
+                "CASEMGR_TRACKING_DEVICE_CACHE": str(args.device_cache or max(200_000, fleet.subjects)),
+            }
+            servers.append(
+                start("tracking.asgi:build", fleet.port, args.workers, env, ready_path="/health/ready")
             )
+            fleet.start_s = round(time.perf_counter() - started, 1)
+            print(f"tracking for {fleet.subjects:,} subjects ready in {fleet.start_s} s", flush=True)
+        # Warm-ups: connections, code paths, and (without a preload) the device caches.
+        wrk(empty_port, main_fleet.subjects, 1, 3, args.connections)
+        for fleet in fleets:
+            wrk(fleet.port, fleet.subjects, 1, 3, args.connections)
+            wrk(fleet.port, fleet.subjects, args.batch, 3, 8)
+        empty: list[float] = []
+        # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on all.
+        for round_no in range(args.rounds):
+            empty.append(
+                wrk(empty_port, main_fleet.subjects, 1, args.seconds, args.connections)["requests_per_s"]
+            )
+            for fleet in fleets:
+                fleet.single.append(
+                    wrk(fleet.port, fleet.subjects, 1, args.seconds, args.connections)["requests_per_s"]
+                )
+                fleet.batched.append(
+                    wrk(fleet.port, fleet.subjects, args.batch, args.seconds, 8)["pings_per_s"]
+                )
+            print(
+                f"round {round_no + 1}: empty {empty[-1]:,.0f} req/s; "
+                + "; ".join(
+                    f"{f.subjects:,}: single {f.single[-1]:,.0f} req/s, batched {f.batched[-1]:,.0f} pings/s"
+                    for f in fleets
+                ),
+                flush=True,
+            )
+        result["empty_litestar_single_rps"] = empty
+        for fleet in fleets:
+            result[f"fleet_{fleet.subjects}"] = {
+                "publish_s": fleet.publish_s,
+                "ready_s": fleet.start_s,
+                "single_rps": fleet.single,
+                "batched_pings_per_s": fleet.batched,
+                "worker_rss_mb": worker_rss_mb(servers[1 + fleets.index(fleet)].pid),
+            }
+        result["latency_at_half_rate"] = asyncio.run(
+            main_fleet.latency(mean(main_fleet.single) / 2, args.seconds)
         )
+        print("latency:", result["latency_at_half_rate"], flush=True)
+        for fleet in fleets:
+            result[f"fleet_{fleet.subjects}"]["redis_bytes_per_subject"] = asyncio.run(fleet.memory())  # type: ignore[index]
+        for server in servers:
+            stop(server)
+        servers = []
+        if args.persist:
+            result["persister"] = asyncio.run(main_fleet.persist())
+            print("persister:", result["persister"], flush=True)
+    finally:
+        for server in servers:
+            stop(server)
+        for fleet in fleets:
+            asyncio.run(fleet.drop())
+
+    rows = table_rows(result, fleets, mean(empty), args.batch)
     table = "\n".join(
         ["| measure | figure | detail | limit |", "|---|---|---|---|"]
         + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    scale = f"-vs-{args.scale}s" if args.scale else ""
     out = (
         ROOT
         / "bench"
         / "results"
-        / f"{stamp}-{platform.node()}-tracking-ingest-{args.subjects}s-w{args.workers}"
+        / f"{stamp}-{platform.node()}-tracking-ingest-{args.subjects}s{scale}-w{args.workers}"
     )
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(
-        f"{args.subjects:,} subjects of {args.zones} zones, {args.workers} workers, {args.seconds:.0f} s per phase, "
+        f"{args.subjects:,} subjects{f' and {args.scale:,}' if args.scale else ''} of {args.zones} zones, "
+        f"{args.workers} workers, {args.rounds} rounds of {args.seconds:.0f} s per phase, "
         f"on {platform.node()} ({os.cpu_count()} CPUs), wrk ({os.cpu_count()} threads, {args.connections} "
         f"connections) on the same machine\n\n{table}\n"
     )
     print(table)
     return 0
+
+
+def table_rows(
+    result: dict[str, object], fleets: list[Fleet], empty: float, batch: int
+) -> list[tuple[str, str, str, str]]:
+    main_fleet = fleets[0]
+    single, batched = mean(main_fleet.single), mean(main_fleet.batched)
+    result["single_vs_empty"] = round(single / empty, 3)
+    lat: dict[str, float] = result["latency_at_half_rate"]  # type: ignore[assignment]
+    n = f"{main_fleet.subjects:,} subjects"
+    rows = [
+        ("empty Litestar POST, single ping (peer)", f"{empty:,.0f} req/s", "mean of the rounds", ""),
+        (f"tracking, single ping, {n}", f"{single:,.0f} req/s", f"{single / empty:.0%} of peer", "≥ 60 %"),
+        (f"tracking, batches of {batch}, {n}", f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
+        (
+            "ping-to-alert p99 at half rate",
+            f"{lat['ping_to_alert_p99_ms']} ms",
+            f"p50 {lat['ping_to_alert_p50_ms']} ms, {lat['alerts']} alerts (stream ids: 1 ms resolution)",
+            "≤ 250 ms",
+        ),
+    ]
+    for fleet in fleets[1:]:
+        ratio_single = mean(fleet.single) / single
+        ratio_batched = mean(fleet.batched) / batched
+        result[f"scale_{fleet.subjects}_vs_{main_fleet.subjects}"] = {
+            "single": round(ratio_single, 3),
+            "batched": round(ratio_batched, 3),
+        }
+        m = f"{fleet.subjects:,} subjects"
+        rows.append(
+            (
+                f"tracking, single ping, {m}",
+                f"{mean(fleet.single):,.0f} req/s",
+                f"{ratio_single - 1:+.0%} vs {n}",
+                "within 10 %",
+            )
+        )
+        rows.append(
+            (
+                f"tracking, batches of {batch}, {m}",
+                f"{mean(fleet.batched):,.0f} pings/s",
+                f"{ratio_batched - 1:+.0%} vs {n}",
+                "within 10 %",
+            )
+        )
+    for fleet in fleets:
+        entry: dict[str, object] = result[f"fleet_{fleet.subjects}"]  # type: ignore[assignment]
+        mem: dict[str, float] = entry["redis_bytes_per_subject"]  # type: ignore[assignment]
+        rows.append(
+            (
+                f"Redis memory per subject, {fleet.subjects:,} subjects",
+                f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",
+                f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"ingest worker RSS, {fleet.subjects:,} subjects",
+                f"{entry['worker_rss_mb']} MB",
+                f"device cache loaded in {entry['ready_s']} s at start",
+                "",
+            )
+        )
+    if "persister" in result:
+        persisted: dict[str, float] = result["persister"]  # type: ignore[assignment]
+        rows.append(
+            (
+                "persister: queued pings into PostgreSQL",
+                f"{persisted['rows_per_s']:,.0f} pings/s",
+                f"{persisted['rows']:,} rows in {persisted['seconds']} s, one process",
+                "",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

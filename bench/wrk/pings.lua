@@ -1,46 +1,56 @@
 -- wrk script: each request is an upload of `batch` pings (1: a single ping object) by one
--- device drawn at random from the devices file ("id secret lon lat" per line), with that
--- device's next sequence numbers from `first` on, each fix one second after the last, the
--- first at `base` (epoch seconds); each run starts where the last left off, so no ping repeats,
--- and a position that walks about its home, a few metres per fix, now and then out of the home
--- zone and into the zones around it.
---   wrk -t1 -c32 -d20s -s pings.lua http://127.0.0.1:8100 -- devices.txt 1 1764000000 0
-local devices = {}
-local batch, base
+-- device of the fleet drawn at random, with that device's next sequence numbers from `first`
+-- on, each fix one second after the last, the first at `base` (epoch seconds); each run starts
+-- where the last left off, so no ping repeats, and a position that walks about its home, a few
+-- metres per fix, now and then out of the home zone and into the zones around it.
+--   wrk -t2 -c64 -d20s -s pings.lua http://127.0.0.1:8100 -- <subjects> <batch> <base> <first> <salt>
+--
+-- The fleet is the formula of bench/tracking_ingest.py (device_id_of, secret_of, home_of), so
+-- the script holds only what the run changes (sequence numbers and positions, in flat arrays
+-- of numbers): with a million devices read from a file, wrk spent most of a core on its own
+-- memory.
+local count, batch, base, first, salt
+local seqs, lons, lats = {}, {}, {}
+local cos_lat = math.cos(math.rad(31.23))
 
 function init(args)
-  for line in io.lines(args[1]) do
-    local id, secret, lon, lat = line:match("^(%S+) (%S+) (%S+) (%S+)$")
-    devices[#devices + 1] = {id = id, auth = "Bearer " .. secret, home_lon = tonumber(lon), home_lat = tonumber(lat),
-                             lon = tonumber(lon), lat = tonumber(lat), seq = 0}
-  end
-  batch = tonumber(args[2])
-  base = tonumber(args[3])
-  for _, d in ipairs(devices) do d.seq = tonumber(args[4]) end
+  count, batch, base, first, salt = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5]
   math.randomseed(os.time())
 end
 
-local function ping(d)
-  d.seq = d.seq + 1
-  local t = base + d.seq
+local function home(n)
+  local east = ((n * 0.6180339887498949) % 1 - 0.5) * 40000
+  local north = ((n * 0.7548776662466927) % 1 - 0.5) * 40000
+  return 121.47 + east / (111195.0 * cos_lat), 31.23 + north / 111195.0
+end
+
+local function ping(id, n, home_lon, home_lat)
+  local d = n + 1
+  local seq = (seqs[d] or first) + 1
+  seqs[d] = seq
   -- About 10 m a step (1e-4 degrees), pulled back towards home: a walk of a few hundred metres.
-  d.lat = d.lat + (math.random() - 0.5) * 0.0002 + (d.home_lat - d.lat) * 0.01
-  d.lon = d.lon + (math.random() - 0.5) * 0.0002 + (d.home_lon - d.lon) * 0.01
+  local lat0, lon0 = lats[d] or home_lat, lons[d] or home_lon
+  local lat = lat0 + (math.random() - 0.5) * 0.0002 + (home_lat - lat0) * 0.01
+  local lon = lon0 + (math.random() - 0.5) * 0.0002 + (home_lon - lon0) * 0.01
+  lats[d], lons[d] = lat, lon
   return string.format(
     '{"device_id":"%s","seq":%d,"fix_time":"%s","latitude":%.6f,"longitude":%.6f,"accuracy_m":%.1f,"battery_percent":80}',
-    d.id, d.seq, os.date("!%Y-%m-%dT%H:%M:%SZ", t), d.lat, d.lon, 5 + math.random() * 15)
+    id, seq, os.date("!%Y-%m-%dT%H:%M:%SZ", base + seq), lat, lon, 5 + math.random() * 15)
 end
 
 function request()
-  local d = devices[math.random(#devices)]
+  local n = math.random(count) - 1
+  local digits = string.format("%07d", n)
+  local id = "B" .. digits
+  local home_lon, home_lat = home(n)
   local body
   if batch == 1 then
-    body = ping(d)
+    body = ping(id, n, home_lon, home_lat)
   else
     local parts = {}
-    for i = 1, batch do parts[i] = ping(d) end
+    for i = 1, batch do parts[i] = ping(id, n, home_lon, home_lat) end
     body = "[" .. table.concat(parts, ",") .. "]"
   end
   return wrk.format("POST", "/v1/pings",
-    {["Content-Type"] = "application/json", ["X-Device-Id"] = d.id, ["Authorization"] = d.auth}, body)
+    {["Content-Type"] = "application/json", ["X-Device-Id"] = id, ["Authorization"] = "Bearer " .. salt .. digits}, body)
 end
