@@ -240,7 +240,16 @@ async def drive(
         task.cancel()
     latencies = [(t - committed[a]) * 1000 for a, t in arrivals if a in committed]
     expected = len(tokens) * alerts
+    by_alert: dict[int, list[float]] = {}
+    for a, t in arrivals:
+        if a in committed:
+            by_alert.setdefault(a, []).append((t - committed[a]) * 1000)
     return {
+        # In commit order: [p50, p99, count] of each alert's deliveries.
+        "per_alert": [
+            [round(percentile(v, 0.5), 1), round(percentile(v, 0.99), 1), len(v)]
+            for _, v in sorted(by_alert.items())
+        ],
         "connect_s": round(connect_s, 1),
         "connect_retries_after_503": retries[0],
         "deliveries": len(latencies),

@@ -20,6 +20,7 @@ from casemgr.audit.controllers import AuditController
 from casemgr.auth.controllers import AuthController
 from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
+from casemgr.collector import collect_periodically
 from casemgr.config import Settings
 from casemgr.enforcement.controllers import EnforcementController
 from casemgr.handovers.controllers import HandoverController, TransferController
@@ -99,11 +100,12 @@ def create_app(
                     every=timedelta(seconds=settings.notification_interval_seconds),
                 )
             )
+        collector = asyncio.create_task(collect_periodically())
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
-            for task in (engine, outbox, escalation, notifier):
+            for task in (engine, outbox, escalation, notifier, collector):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

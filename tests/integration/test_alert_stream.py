@@ -125,10 +125,8 @@ async def test_a_client_that_reconnects_with_the_last_event_id_misses_nothing_an
     await again.aclose()
 
 
-async def test_the_stream_ends_when_the_session_does(
-    live: Resources, world: World, login_as: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("casemgr.alerts.controllers.KEEP_ALIVE_SECONDS", 0.1)
+async def test_the_stream_ends_when_the_session_does(live: Resources, world: World, login_as: Any) -> None:
+    live.alert_feed.keep_alive_s = 1.0  # a keep-alive, and a session check, every second
     ctx, token = await caller(live, login_as, "off1")
     stream = _events(live, ctx, token, 10**12)  # beyond every change: only keep-alives
     first = await asyncio.wait_for(anext(stream), timeout=5)
@@ -160,3 +158,22 @@ async def test_live_events_follow_the_row_policies_rules_for_health_workers_and_
     assert drug not in (seen_by_health["id"], seen_by_police["id"])
     await health_stream.aclose()
     await police_stream.aclose()
+
+
+async def test_a_stream_misses_nothing_when_the_feed_loses_its_listening_connection(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any
+) -> None:
+    ctx, token = await caller(live, login_as, "off1")
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    stream = _events(live, ctx, token, start)
+    reader = asyncio.create_task(take(stream, 2))
+    first = await add_alert(owner, world, "cc_o1", "c1", "before-loss")
+    await asyncio.sleep(0.3)
+    # PostgreSQL drops the feed's LISTEN connection (a restart, a failover, an idle timeout).
+    listening = live.alert_feed._connection
+    assert listening is not None
+    assert await owner.fetchval("SELECT pg_terminate_backend($1)", listening.get_server_pid())
+    second = await add_alert(owner, world, "cc_o1", "c1", "after-loss")  # no listener hears it
+    events = await reader
+    assert [event["id"] for _, event in events] == [first, second]
+    await stream.aclose()

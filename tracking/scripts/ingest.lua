@@ -5,7 +5,9 @@
 -- 3 that version's configuration fields (msgpack map, as published).
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
 --         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
-local version = redis.call('HGET', cfg_key, 'ver')
+-- The version is in the state (publish.lua puts it there, in the same slot and script as the
+-- configuration); a subject without state yet is checked against the configuration itself.
+local version = st.cv or redis.call('HGET', cfg_key, 'ver')
 if not version then return {'unknown'} end
 if version ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
 use_config(cmsgpack.unpack(ARGV[3]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import service
-from casemgr.alerts.feed import sse_frame, visible
+from casemgr.alerts.feed import FeedLost, sse_frame
 from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
@@ -25,7 +26,6 @@ from casemgr.web.access import AnyRequest, Ctx, access, request_context, resourc
 from casemgr.wire import MAX_ID, Cursor, IdPath
 
 log = structlog.get_logger(__name__)
-KEEP_ALIVE_SECONDS = 15.0
 KEEP_ALIVE_FRAME = b": keep-alive\r\n\r\n"
 _BATCH = 500
 _encode = msgspec.json.Encoder().encode
@@ -33,24 +33,20 @@ _encode = msgspec.json.Encoder().encode
 
 async def _events(resources: Resources, ctx: Ctx, token: str, after: int) -> AsyncIterator[bytes]:
     feed = resources.alert_feed
-    await feed.ensure_listening()
-    caller = ctx.caller
     while True:
-        seen = feed.changes
-        if feed.covers(after):
-            # Live: the feed has read the changes once for every client of this process.
-            items = feed.after(after)
-            latest = {item.alert_id: item.change_id for item in items}
-            for item in items:
-                if latest[item.alert_id] == item.change_id and visible(caller, item):
-                    yield item.frame
-                after = item.change_id
-        else:
-            # Behind what the feed remembers (a resume from long ago): read in the caller's scope.
-            async with scoped_transaction(resources.pool, caller) as conn:
+        await feed.ensure_listening()
+        # Behind what the feed remembers (a resume from long ago, or the feed lost its memory):
+        # the caller's own scoped reads until the memory reaches them.
+        while not feed.covers(after):
+            async with scoped_transaction(resources.pool, ctx.caller) as conn:
                 # Change numbers follow commit order: every change up to `upto` is readable now.
                 upto = await service.last_change(conn)
                 changes = await service.changes_since(conn, ctx, after, _BATCH, resources.clock.now())
+            if not changes:
+                after = max(after, upto)  # nothing up to `upto` is for this caller
+                if not feed.covers(after):
+                    await asyncio.sleep(1.0)  # the feed is not listening (PostgreSQL away?)
+                continue
             # Each event carries the alert as it is now; an earlier change of the same alert in
             # the same read is superseded by the later one and not sent.
             latest = {alert.id: change_id for change_id, alert in changes}
@@ -58,18 +54,24 @@ async def _events(resources: Resources, ctx: Ctx, token: str, after: int) -> Asy
                 if latest[alert.id] == change_id:
                     yield sse_frame(change_id, _encode(alert))
                 after = change_id
-            if changes:
-                continue  # read on until nothing is left
-            after = max(after, upto)  # nothing up to `upto` is for this caller
-            if feed.covers(after):
-                continue
-        if not await feed.wait(seen, KEEP_ALIVE_SECONDS):
-            try:
-                if await resources.sessions.resolve(token) is None:
-                    return  # logged out, expired or revoked: the stream ends with the session
-            except RedisError as e:  # the session store is away for a moment: keep the stream
-                log.warning("alert_stream_session_check_failed", error_type=type(e).__name__)
-            yield KEEP_ALIVE_FRAME
+        # Live: the feed reads each change once for every stream of this process.
+        subscription = feed.subscribe(ctx.caller, after)
+        try:
+            while True:
+                frames = await subscription.next()
+                if frames:
+                    yield frames[0] if len(frames) == 1 else b"".join(frames)
+                    continue
+                try:
+                    if await resources.sessions.resolve(token) is None:
+                        return  # logged out, expired or revoked: the stream ends with the session
+                except RedisError as e:  # the session store is away for a moment: keep the stream
+                    log.warning("alert_stream_session_check_failed", error_type=type(e).__name__)
+                yield KEEP_ALIVE_FRAME
+        except FeedLost:
+            after = subscription.after
+        finally:
+            feed.unsubscribe(subscription)
 
 
 Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]

@@ -3,17 +3,24 @@
 One connection LISTENs to `alert_changes` (PostgreSQL notifies the change number after each
 alert is written). On each notification the feed reads what changed once, for the whole
 process, and keeps the latest changes in memory with what deciding visibility needs (the
-unit's path, the case's program and police sharing); then it wakes the streaming clients,
-which take from memory what their scope and role admit (`visible`, the row policies' rules).
-A client further behind than the memory reaches reads through its own scoped transaction.
-Every client reads anyway after its keep-alive period, so a lost notification, or a lost
-listening connection (made anew), delays an event, never drops it.
+unit's path, the case's program and police sharing). Then it hands each live stream's
+subscription the frames its caller may see (`visible`, the row policies' rules) and wakes only
+the streams that got some: with 10,000 streams in a process, the work per change is one pass
+over the subscriptions, not 10,000 clients each searching the memory.
+
+A stream further behind than the memory reaches reads through its own scoped transaction
+until it catches up, then subscribes. A ticker does what no single stream should do 10,000
+times: once a second it reads anyway (a lost notification delays an event, never drops it)
+and checks the listening connection (a lost one is made anew, and every subscription falls
+back to reading for itself); each subscription gets a keep-alive tick every `keep_alive_s`,
+spread over the period so that the sessions are not all checked in the same second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 
 import asyncpg
@@ -45,6 +52,13 @@ def sse_frame(change_id: int, data: bytes) -> bytes:
     return b"id: %d\r\nevent: alert\r\ndata: %s\r\n\r\n" % (change_id, data)
 
 
+def _superseded(items: list[FeedItem]) -> set[int]:
+    latest: dict[int, int] = {}
+    for item in items:
+        latest[item.alert_id] = item.change_id
+    return {item.change_id for item in items if latest[item.alert_id] != item.change_id}
+
+
 def visible(caller: Principal, item: FeedItem) -> bool:
     """What the row policies let this caller read (see migrations 0005 and 0009)."""
     if not caller.sees(item.org_path):
@@ -60,24 +74,70 @@ def visible(caller: Principal, item: FeedItem) -> bool:
     return False
 
 
+class FeedLost(Exception):
+    """The feed's memory no longer reaches the subscription: read to catch up, then subscribe again."""
+
+
+class Subscription:
+    """A live stream's place in the feed: the frames its caller may see, and how far it has got."""
+
+    __slots__ = ("_waiter", "after", "caller", "frames", "lost", "phase", "tick_due")
+
+    def __init__(self, caller: Principal, after: int, phase: int) -> None:
+        self.caller = caller
+        self.after = after
+        self.frames: list[bytes] = []
+        self.phase = phase
+        self.tick_due = False
+        self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, items: list[FeedItem], superseded: set[int]) -> None:
+        for item in items:
+            if item.change_id <= self.after:
+                continue
+            if item.change_id not in superseded and visible(self.caller, item):
+                self.frames.append(item.frame)
+            self.after = item.change_id
+        if self.frames:
+            self.wake()
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self) -> list[bytes]:
+        """The frames to send now, or [] when a keep-alive is due. Raises FeedLost."""
+        while not self.frames and not self.tick_due and not self.lost:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        if self.lost:
+            raise FeedLost
+        frames, self.frames = self.frames, []
+        self.tick_due = False
+        return frames
+
+
 class AlertFeed:
-    def __init__(self, dsn: str, memory: int = 20_000) -> None:
+    def __init__(self, dsn: str, memory: int = 20_000, keep_alive_s: float = 15.0) -> None:
         self._dsn = dsn
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
-        self._event = asyncio.Event()
         self._items: deque[FeedItem] = deque(maxlen=memory)
         self._refreshing: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._subscriptions: set[Subscription] = set()
+        self._phases = itertools.count()
         # A notification that came while a read was running: read again after it.
         self._pending = False
+        self.keep_alive_s = keep_alive_s
         # Every change after `floor` up to `head` is in memory.
         self.floor = 0
         self.head = 0
-        # How many refreshes this process has made: a client compares it before and after
-        # reading, so a refresh between the two is never slept through.
-        self.changes = 0
 
     async def ensure_listening(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
         if self._connection is not None and not self._connection.is_closed():
             return
         async with self._lock:
@@ -91,10 +151,28 @@ class AlertFeed:
                 log.warning("alert_feed_listen_failed", error_type=type(e).__name__)
                 return
             self._connection = connection
-            # What happened while nobody listened is not in memory: clients read it themselves.
+            # What happened while nobody listened is not in memory: streams read it themselves.
             self._items.clear()
             self.floor = self.head = head
-            self._wake()
+            for subscription in self._subscriptions:
+                subscription.lost = True
+                subscription.wake()
+
+    def subscribe(self, caller: Principal, after: int) -> Subscription:
+        """Live from ``after`` on; the caller has read up to where the memory begins (if the
+        memory is lost meanwhile, the subscription says so at its first `next`)."""
+        subscription = Subscription(caller, after, next(self._phases))
+        self._subscriptions.add(subscription)
+        if not self.covers(after):
+            subscription.lost = True
+        else:
+            # Changes already in memory past `after` (read while the stream caught up).
+            pending = self.after(after)
+            subscription.offer(pending, _superseded(pending))
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
 
     def _notified(self, *_: object) -> None:
         self._pending = True
@@ -104,8 +182,36 @@ class AlertFeed:
     async def _refresh(self) -> None:
         while self._pending:
             self._pending = False
+            head = self.head
             await self._read()
-            self._wake()
+            if self.head != head:
+                self._deliver(self.after(head))
+
+    def _deliver(self, items: list[FeedItem]) -> None:
+        # An earlier change of an alert read together with a later one is superseded: each
+        # event carries the alert as it is now.
+        superseded = _superseded(items)
+        for subscription in self._subscriptions:
+            if subscription.after < self.floor:  # more changes at once than the memory holds
+                subscription.lost = True
+                subscription.wake()
+            else:
+                subscription.offer(items, superseded)
+
+    async def _tick(self) -> None:
+        """Once a second: listen (again), read (a notification may have been lost), and give
+        a keep-alive tick to the subscriptions whose turn it is."""
+        second = 0
+        while True:
+            await asyncio.sleep(1.0)
+            second += 1
+            await self.ensure_listening()
+            self._notified()
+            period = max(1, round(self.keep_alive_s))
+            for subscription in self._subscriptions:
+                if subscription.phase % period == second % period:
+                    subscription.tick_due = True
+                    subscription.wake()
 
     async def _read(self) -> None:
         connection = self._connection
@@ -134,14 +240,10 @@ class AlertFeed:
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("alert_feed_read_failed", error_type=type(e).__name__)
 
-    def _wake(self) -> None:
-        self.changes += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
     def covers(self, after: int) -> bool:
         """Whether every change after ``after`` that the feed has read is in memory."""
-        return self._connection is not None and after >= self.floor
+        connection = self._connection
+        return connection is not None and not connection.is_closed() and after >= self.floor
 
     def after(self, after: int) -> list[FeedItem]:
         """The changes after ``after``, oldest first. Walked from the newest end: a live client
@@ -155,23 +257,10 @@ class AlertFeed:
         newer.reverse()
         return newer
 
-    async def wait(self, seen: int, patience_s: float) -> bool:
-        """Until a refresh after ``seen`` (True) or ``patience_s`` pass (False)."""
-        await self.ensure_listening()
-        if self.changes != seen:
-            return True
-        event = self._event
-        try:
-            async with asyncio.timeout(patience_s):
-                await event.wait()
-        except TimeoutError:
-            self._notified()  # a notification may have been lost: read anyway
-            return False
-        return True
-
     async def close(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
+        for task in (self._refreshing, self._ticker):
+            if task is not None:
+                task.cancel()
         if self._connection is not None:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await self._connection.close()
