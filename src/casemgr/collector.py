@@ -4,10 +4,10 @@ With 10,000 live alert streams a worker holds a few million long-lived objects (
 tasks and buffers per connection), and CPython 3.11's collector scans all of them in each
 full collection, which its own heuristics start every few seconds under load: 750-820 ms
 pauses, measured with gc.callbacks under bench/alert_stream.py, each one delaying every event
-in flight. Here the objects that have lived through a period are frozen (left out of the
-collector's scans) every ten seconds, and every ten minutes everything is thawed and collected
-in one go: a pause of that size every ten minutes instead of every few seconds. Cyclic garbage among frozen objects
-waits for the next period (memory freed by reference counts is freed at once as always).
+in flight. Here what has lived through ten seconds is frozen (left out of the collector's
+scans), and every ten minutes everything is thawed and collected in one go: a pause of that
+size every ten minutes instead of every few seconds. Cyclic garbage among frozen objects waits
+for the next full collection (memory freed by reference counts is freed at once, as always).
 """
 
 from __future__ import annotations
