@@ -81,10 +81,12 @@ class FeedLost(Exception):
 class Subscription:
     """A live stream's place in the feed: the frames its caller may see, and how far it has got."""
 
-    __slots__ = ("_waiter", "after", "caller", "frames", "lost", "phase", "tick_due")
+    __slots__ = ("_waiter", "after", "audience", "caller", "frames", "lost", "phase", "tick_due")
 
     def __init__(self, caller: Principal, after: int, phase: int) -> None:
         self.caller = caller
+        # What `visible` looks at: callers alike see alike, and the feed decides once for them.
+        self.audience = (caller.role, caller.scope)
         self.after = after
         self.frames: list[bytes] = []
         self.phase = phase
@@ -99,6 +101,13 @@ class Subscription:
             if item.change_id not in superseded and visible(self.caller, item):
                 self.frames.append(item.frame)
             self.after = item.change_id
+        if self.frames:
+            self.wake()
+
+    def take(self, frames: list[bytes], upto: int) -> None:
+        """Frames decided for this subscription's audience, of every change up to ``upto``."""
+        self.frames.extend(frames)
+        self.after = upto
         if self.frames:
             self.wake()
 
@@ -191,10 +200,21 @@ class AlertFeed:
         # An earlier change of an alert read together with a later one is superseded: each
         # event carries the alert as it is now.
         superseded = _superseded(items)
+        first, last = items[0].change_id, items[-1].change_id
+        frames_for: dict[tuple[Role, str], list[bytes]] = {}
         for subscription in self._subscriptions:
             if subscription.after < self.floor:  # more changes at once than the memory holds
                 subscription.lost = True
                 subscription.wake()
+            elif subscription.after >= last:
+                continue  # subscribed while these were read: it has them
+            elif subscription.after < first:
+                frames = frames_for.get(subscription.audience)
+                if frames is None:
+                    caller = subscription.caller
+                    frames = [i.frame for i in items if i.change_id not in superseded and visible(caller, i)]
+                    frames_for[subscription.audience] = frames
+                subscription.take(frames, last)
             else:
                 subscription.offer(items, superseded)
 
