@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from casemgr.alerts.controllers import _events
+from casemgr.alerts.push import LiveStream
 from casemgr.context import RequestContext
 from casemgr.resources import Resources
 from tests.conftest import World
@@ -23,13 +23,53 @@ async def live(resources: Resources) -> AsyncIterator[Resources]:
     await resources.alert_feed.close()
 
 
+class OpenStream:
+    """A LiveStream run as the server runs it: its frames arrive through `send` (split into
+    events here), the client's going away through `receive`."""
+
+    def __init__(self, stream: LiveStream) -> None:
+        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._gone = asyncio.Event()
+        self.task = asyncio.create_task(stream({"type": "http"}, self._receive, self._send))
+
+    async def _receive(self) -> dict[str, str]:
+        await self._gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] != "http.response.body":
+            return
+        for frame in message.get("body", b"").split(b"\r\n\r\n"):
+            if frame:
+                self._frames.put_nowait(frame + b"\r\n\r\n")
+        if not message.get("more_body"):
+            self._frames.put_nowait(None)
+
+    def __aiter__(self) -> OpenStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        frame = await self._frames.get()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+    async def aclose(self) -> None:
+        self._gone.set()
+        await asyncio.wait_for(self.task, timeout=10)
+
+
+def open_stream(resources: Resources, ctx: RequestContext, token: str, after: int) -> OpenStream:
+    return OpenStream(LiveStream(resources, ctx, token, after))
+
+
 async def caller(resources: Resources, login_as: Any, name: str) -> tuple[RequestContext, str]:
     token = (await login_as(name))["Authorization"].removeprefix("Bearer ")
     principal = await resources.sessions.resolve(token)
     return RequestContext(request_id=f"stream-{name}", principal=principal), token
 
 
-async def take(stream: AsyncIterator[bytes], count: int) -> list[tuple[int, dict[str, Any]]]:
+async def take(stream: OpenStream, count: int) -> list[tuple[int, dict[str, Any]]]:
     """The next ``count`` alert events (keep-alive comments skipped), or fail after 10 s."""
     got: list[tuple[int, dict[str, Any]]] = []
 
@@ -61,7 +101,7 @@ async def test_the_stream_sends_new_and_changed_alerts_in_scope_in_order_and_not
 ) -> None:
     ctx, token = await caller(live, login_as, "off1")
     start = await owner.fetchval("SELECT last_id FROM alert_change_head")
-    stream = _events(live, ctx, token, start)
+    stream = open_stream(live, ctx, token, start)
     elsewhere = await add_alert(owner, world, "cc_o3", "o3", "d2")  # district d2: not for off1
     mine = await add_alert(owner, world, "cc_o1", "c1", "d1")
     [(new_id, new)] = await take(stream, 1)
@@ -94,7 +134,7 @@ async def test_changes_read_together_send_each_alert_once_as_it_is_now(
         world.accounts["off1"].id,
     )
     last = await owner.fetchval("SELECT last_id FROM alert_change_head")
-    stream = _events(live, ctx, token, start)  # connects after both changes
+    stream = open_stream(live, ctx, token, start)  # connects after both changes
     [(change_id, alert)] = await take(stream, 1)
     assert (change_id, alert["id"], alert["status"]) == (last, mine, "acknowledged")
     await stream.aclose()
@@ -107,14 +147,14 @@ async def test_a_client_that_reconnects_with_the_last_event_id_misses_nothing_an
     start = await owner.fetchval("SELECT last_id FROM alert_change_head")
     first = await add_alert(owner, world, "cc_o1", "c1", "one")
     second = await add_alert(owner, world, "drug_o2", "o2", "two")
-    stream = _events(live, ctx, token, start)
+    stream = open_stream(live, ctx, token, start)
     [(first_id, first_event)] = await take(stream, 1)
     await stream.aclose()  # the connection drops after the first event
     third = await add_alert(owner, world, "cc_o1", "c1", "three")  # while disconnected
-    resumed = _events(live, ctx, token, first_id)
+    resumed = open_stream(live, ctx, token, first_id)
     events = await take(resumed, 2)
     assert [first_event["id"], *(e["id"] for _, e in events)] == [first, second, third]
-    again = _events(live, ctx, token, events[-1][0])
+    again = open_stream(live, ctx, token, events[-1][0])
     reader = asyncio.create_task(take(again, 1))
     await asyncio.sleep(0.3)
     assert not reader.done()  # nothing after the last event seen
@@ -128,7 +168,7 @@ async def test_a_client_that_reconnects_with_the_last_event_id_misses_nothing_an
 async def test_the_stream_ends_when_the_session_does(live: Resources, world: World, login_as: Any) -> None:
     live.alert_feed.keep_alive_s = 1.0  # a keep-alive, and a session check, every second
     ctx, token = await caller(live, login_as, "off1")
-    stream = _events(live, ctx, token, 10**12)  # beyond every change: only keep-alives
+    stream = open_stream(live, ctx, token, 10**12)  # beyond every change: only keep-alives
     first = await asyncio.wait_for(anext(stream), timeout=5)
     assert first == b": keep-alive\r\n\r\n"
     assert ctx.principal is not None
@@ -143,8 +183,8 @@ async def test_live_events_follow_the_row_policies_rules_for_health_workers_and_
     start = await owner.fetchval("SELECT last_id FROM alert_change_head")
     health, health_token = await caller(live, login_as, "health_d1")
     police, police_token = await caller(live, login_as, "police_d1")
-    health_stream = _events(live, health, health_token, start)
-    police_stream = _events(live, police, police_token, start)
+    health_stream = open_stream(live, health, health_token, start)
+    police_stream = open_stream(live, police, police_token, start)
     health_reader = asyncio.create_task(take(health_stream, 1))
     police_reader = asyncio.create_task(take(police_stream, 1))
     await asyncio.sleep(0.2)
@@ -165,7 +205,7 @@ async def test_a_stream_misses_nothing_when_the_feed_loses_its_listening_connect
 ) -> None:
     ctx, token = await caller(live, login_as, "off1")
     start = await owner.fetchval("SELECT last_id FROM alert_change_head")
-    stream = _events(live, ctx, token, start)
+    stream = open_stream(live, ctx, token, start)
     reader = asyncio.create_task(take(stream, 2))
     first = await add_alert(owner, world, "cc_o1", "c1", "before-loss")
     await asyncio.sleep(0.3)

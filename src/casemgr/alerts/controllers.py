@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
@@ -11,17 +9,15 @@ import structlog
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
-from litestar.response import Stream
 from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import service
-from casemgr.alerts.feed import FeedLost, sse_frame
+from casemgr.alerts.push import EventStream, LiveStream
 from casemgr.alerts.schemas import Alert, AlertCounts, AlertPage, AlertStatus, Resolution, Severity
 from casemgr.auth.principal import CASE_READERS, CASE_WRITERS
 from casemgr.cases.schemas import Program
 from casemgr.db import scoped_transaction
-from casemgr.resources import Resources
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 from casemgr.wire import MAX_ID, Cursor, IdPath
 
@@ -29,49 +25,6 @@ log = structlog.get_logger(__name__)
 KEEP_ALIVE_FRAME = b": keep-alive\r\n\r\n"
 _BATCH = 500
 _encode = msgspec.json.Encoder().encode
-
-
-async def _events(resources: Resources, ctx: Ctx, token: str, after: int) -> AsyncIterator[bytes]:
-    feed = resources.alert_feed
-    while True:
-        await feed.ensure_listening()
-        # Behind what the feed remembers (a resume from long ago, or the feed lost its memory):
-        # the caller's own scoped reads until the memory reaches them.
-        while not feed.covers(after):
-            async with scoped_transaction(resources.pool, ctx.caller) as conn:
-                # Change numbers follow commit order: every change up to `upto` is readable now.
-                upto = await service.last_change(conn)
-                changes = await service.changes_since(conn, ctx, after, _BATCH, resources.clock.now())
-            if not changes:
-                after = max(after, upto)  # nothing up to `upto` is for this caller
-                if not feed.covers(after):
-                    await asyncio.sleep(1.0)  # the feed is not listening (PostgreSQL away?)
-                continue
-            # Each event carries the alert as it is now; an earlier change of the same alert in
-            # the same read is superseded by the later one and not sent.
-            latest = {alert.id: change_id for change_id, alert in changes}
-            for change_id, alert in changes:
-                if latest[alert.id] == change_id:
-                    yield sse_frame(change_id, _encode(alert))
-                after = change_id
-        # Live: the feed reads each change once for every stream of this process.
-        subscription = feed.subscribe(ctx.caller, after)
-        try:
-            while True:
-                frames = await subscription.next()
-                if frames:
-                    yield frames[0] if len(frames) == 1 else b"".join(frames)
-                    continue
-                try:
-                    if await resources.sessions.resolve(token) is None:
-                        return  # logged out, expired or revoked: the stream ends with the session
-                except RedisError as e:  # the session store is away for a moment: keep the stream
-                    log.warning("alert_stream_session_check_failed", error_type=type(e).__name__)
-                yield KEEP_ALIVE_FRAME
-        except FeedLost:
-            after = subscription.after
-        finally:
-            feed.unsubscribe(subscription)
 
 
 Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]
@@ -144,7 +97,7 @@ class AlertController(Controller):
         last_event_id: Annotated[
             int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID, required=False)
         ] = None,
-    ) -> Stream:
+    ) -> EventStream:
         """Server-Sent Events: every new or changed alert inside the caller's scope, as it
         happens. Each event's id is a change number: reconnect with `Last-Event-ID` and the
         stream resumes right after it, nothing missed and nothing twice. Without one it starts
@@ -155,12 +108,8 @@ class AlertController(Controller):
             start = last_event_id if last_event_id is not None else await service.last_change(conn)
             await audit.record(conn, ctx, "alert.stream", object_type="alert")
         token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
-        # Frames are written as they are (each encoded once for every client, see feed.py).
-        return Stream(
-            _events(resources, ctx, token, start),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        # Frames are written as they are (each encoded once for every client, see push.py).
+        return EventStream(LiveStream(resources, ctx, token, start))
 
     @get("/{alert_id:int}", opt=access("alert.read", CASE_READERS))
     async def read(self, request: AnyRequest, alert_id: IdPath, ctx: Ctx) -> Alert:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Callable
 
 import asyncpg
 import msgspec
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 CHANNEL = "alert_changes"
 _BATCH = 1000
 _encode = msgspec.json.Encoder().encode
+# Where a subscription's frames go: called in the feed's turn, it must not wait.
+Push = Callable[[list[bytes]], None]
 
 
 class FeedItem(msgspec.Struct, frozen=True, gc=False):
@@ -79,52 +82,60 @@ class FeedLost(Exception):
 
 
 class Subscription:
-    """A live stream's place in the feed: the frames its caller may see, and how far it has got."""
+    """A live stream's place in the feed: how far it has got, and where its frames go. The feed
+    hands the frames its caller may see straight to ``push`` (see push.py), in order; the stream's
+    own task wakes only for a keep-alive turn, a lost feed, or its end."""
 
-    __slots__ = ("_waiter", "after", "audience", "caller", "frames", "lost", "phase", "tick_due")
+    __slots__ = ("_waiter", "after", "audience", "caller", "closed", "lost", "phase", "push", "tick_due")
 
-    def __init__(self, caller: Principal, after: int, phase: int) -> None:
+    def __init__(
+        self, caller: Principal, after: int, phase: int, push: Callable[[list[bytes]], None]
+    ) -> None:
         self.caller = caller
         # What `visible` looks at: callers alike see alike, and the feed decides once for them.
         self.audience = (caller.role, caller.scope)
         self.after = after
-        self.frames: list[bytes] = []
         self.phase = phase
+        self.push = push
         self.tick_due = False
         self.lost = False
+        self.closed = False
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, items: list[FeedItem], superseded: set[int]) -> None:
+        frames = []
         for item in items:
             if item.change_id <= self.after:
                 continue
             if item.change_id not in superseded and visible(self.caller, item):
-                self.frames.append(item.frame)
+                frames.append(item.frame)
             self.after = item.change_id
-        if self.frames:
-            self.wake()
+        if frames:
+            self.push(frames)
 
     def take(self, frames: list[bytes], upto: int) -> None:
         """Frames decided for this subscription's audience, of every change up to ``upto``."""
-        self.frames.extend(frames)
         self.after = upto
-        if self.frames:
-            self.wake()
+        if frames:
+            self.push(frames)
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake()
 
     def wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def next(self) -> list[bytes]:
-        """The frames to send now, or [] when a keep-alive is due. Raises FeedLost."""
-        while not self.frames and not self.tick_due and not self.lost:
+    async def next_turn(self) -> bool:
+        """Until a keep-alive is due (True) or the stream has ended (False). Raises FeedLost."""
+        while not self.tick_due and not self.lost and not self.closed:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         if self.lost:
             raise FeedLost
-        frames, self.frames = self.frames, []
         self.tick_due = False
-        return frames
+        return not self.closed
 
 
 class AlertFeed:
@@ -167,10 +178,10 @@ class AlertFeed:
                 subscription.lost = True
                 subscription.wake()
 
-    def subscribe(self, caller: Principal, after: int) -> Subscription:
+    def subscribe(self, caller: Principal, after: int, push: Push) -> Subscription:
         """Live from ``after`` on; the caller has read up to where the memory begins (if the
         memory is lost meanwhile, the subscription says so at its first `next`)."""
-        subscription = Subscription(caller, after, next(self._phases))
+        subscription = Subscription(caller, after, next(self._phases), push)
         self._subscriptions.add(subscription)
         if not self.covers(after):
             subscription.lost = True
