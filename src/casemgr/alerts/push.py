@@ -52,7 +52,11 @@ def run_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         waiting_on = coro.send(None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on))
+    task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on))
+    # A task cancelled before its first step never resumes the coroutine: close it, so that it
+    # unwinds (its finally blocks run) rather than linger half-done.
+    task.add_done_callback(lambda _: coro.close())
+    return task
 
 
 async def _carry_on(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
