@@ -1,6 +1,6 @@
 """Benchmark: alerts pushed to officers' live streams (Server-Sent Events).
 
-Starts the real service (`casemgr serve`, one worker) on a private database, opens
+Starts the real service (`casemgr serve`, one worker unless --workers) on a private database, opens
 --connections streams in one client process (each its own session), then commits --alerts
 alerts one by one, --interval apart, and takes for every stream and every alert the time from
 the commit to the event's arrival at the client's socket (the kernel's receive stamp,
@@ -104,7 +104,7 @@ async def prepare(connections: int) -> tuple[str, int, list[str]]:
     return dsn, city, tokens
 
 
-def start_server(dsn: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -123,7 +123,7 @@ def start_server(dsn: str, port: int) -> subprocess.Popen[bytes]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "casemgr", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "casemgr", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         preexec_fn=raise_file_limit,
@@ -320,10 +320,18 @@ async def drive(
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The server's resident memory; with several workers, the largest worker's."""
+    largest = 0.0
+    for status in [Path(f"/proc/{pid}/status"), *Path("/proc").glob("[0-9]*/status")]:
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if (
+            status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid)
+        ) and "VmRSS" in fields:
+            largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
+    return largest
 
 
 def main() -> int:
@@ -333,6 +341,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--alerts", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (1: the one-process capacity figure)"
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -340,7 +351,7 @@ def main() -> int:
         sys.exit(f"the open-files limit ({hard}) is below {args.connections} connections")
     dsn, city, tokens = asyncio.run(prepare(args.connections))
     port = free_port()
-    server = start_server(dsn, port)
+    server = start_server(dsn, port, args.workers)
     try:
         figures = uvloop.run(drive(dsn, port, tokens, args.alerts, args.interval, city))
         figures["server_rss_mb"] = round(rss_mb(server.pid), 1)
@@ -353,6 +364,7 @@ def main() -> int:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "connections": args.connections,
+        "workers": args.workers,
         "alerts": args.alerts,
         "interval_s": args.interval,
         **figures,
@@ -361,7 +373,7 @@ def main() -> int:
         [
             "| measure | figure | limit |",
             "|---|---|---|",
-            f"| open streams in one process | {args.connections:,} (all connected in {figures['connect_s']} s, "
+            f"| open streams, {args.workers} process(es) | {args.connections:,} (all connected in {figures['connect_s']} s, "
             f"{figures['connect_retries_after_503']} retries after 503) | 10,000 |",
             f"| deliveries | {figures['deliveries']:,} of {figures['expected']:,} | all |",
             f"| commit to event at the client's socket, p50 | {figures['p50_ms']} ms | |",
@@ -373,10 +385,12 @@ def main() -> int:
         ]
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-alert-stream-{args.connections}c"
+    name = f"{stamp}-{platform.node()}-alert-stream-{args.connections}c"
+    out = ROOT / "bench" / "results" / (name + (f"-w{args.workers}" if args.workers > 1 else ""))
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(
-        f"{args.connections:,} streams, {args.alerts} alerts {args.interval} s apart, one worker, "
+        f"{args.connections:,} streams, {args.alerts} alerts {args.interval} s apart, "
+        f"{'one worker' if args.workers == 1 else f'{args.workers} workers'}, "
         f"on {platform.node()} ({os.cpu_count()} CPUs), client on the same machine\n\n{table}\n"
     )
     print(table)
