@@ -28,6 +28,9 @@ from types import FrameType
 
 import uvicorn
 
+# A worker that ends sooner than this after it started failed to start.
+STARTUP_S = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
@@ -67,6 +70,9 @@ def _config(options: ServeOptions) -> uvicorn.Config:
 
 
 def _worker(options: ServeOptions) -> None:
+    # A process group of its own: a Ctrl-C in the terminal reaches the parent alone, which
+    # passes it on once (a second SIGINT would make uvicorn skip the graceful shutdown).
+    os.setpgid(0, 0)
     sock = _listening_socket(options.host, options.port)
     uvicorn.Server(_config(options)).run(sockets=[sock])
 
@@ -81,9 +87,12 @@ def serve(options: ServeOptions) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
+    started_at: dict[int, float] = {}
+
     def start() -> BaseProcess:
         process = context.Process(target=_worker, args=(options,), daemon=False)
         process.start()
+        started_at[id(process)] = time.monotonic()
         return process
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -97,21 +106,30 @@ def serve(options: ServeOptions) -> int:
     workers = [start() for _ in range(options.workers)]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    status = 0
     while not stopping:
         for index, process in enumerate(workers):
-            if not process.is_alive() and not stopping:
-                print(
-                    f"casemgr: worker {process.pid} exited ({process.exitcode}); starting another",
-                    file=sys.stderr,
-                )
-                workers[index] = start()
+            if process.is_alive() or stopping:
+                continue
+            if time.monotonic() - started_at[id(process)] < STARTUP_S:
+                # It could not start (configuration, port, a dependency): starting it again
+                # would only repeat that. Stop the others and say so.
+                print(f"casemgr: worker {process.pid} failed at start ({process.exitcode})", file=sys.stderr)
+                status = 1
+                stop(signal.SIGTERM, None)
+                break
+            print(
+                f"casemgr: worker {process.pid} exited ({process.exitcode}); starting another",
+                file=sys.stderr,
+            )
+            workers[index] = start()
         time.sleep(0.5)
     deadline = time.monotonic() + options.graceful_seconds + 5
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
-    return 0
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

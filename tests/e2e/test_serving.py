@@ -73,3 +73,30 @@ def test_connections_are_spread_over_the_workers_and_sigterm_stops_them() -> Non
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def broken_app() -> Litestar:
+    raise RuntimeError("no configuration")
+
+
+def test_workers_that_cannot_start_stop_the_server_with_an_error() -> None:
+    server = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "casemgr.serving",
+            "tests.e2e.test_serving:broken_app",
+            "--port",
+            str(free_port()),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert server.returncode == 1
+    assert "failed at start" in server.stderr

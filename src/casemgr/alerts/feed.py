@@ -180,7 +180,7 @@ class AlertFeed:
 
     def subscribe(self, caller: Principal, after: int, push: Push) -> Subscription:
         """Live from ``after`` on; the caller has read up to where the memory begins (if the
-        memory is lost meanwhile, the subscription says so at its first `next`)."""
+        memory is lost meanwhile, the subscription says so at its first `next_turn`)."""
         subscription = Subscription(caller, after, next(self._phases), push)
         self._subscriptions.add(subscription)
         if not self.covers(after):
