@@ -36,6 +36,8 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 _JSON = [(b"content-type", b"application/json")]
+# ASGI servers give header names in lower case.
+_INGEST_HEADERS = frozenset({b"x-device-id", b"authorization", b"x-signature", b"content-type"})
 
 
 @asgi("/v1/pings", copy_scope=False)
@@ -51,13 +53,16 @@ async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
     http = cast(HTTPScope, scope)
     if http["method"] != "POST":
         raise MethodNotAllowedException(headers={"Allow": "POST"})
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in http["headers"]}
+    wanted: dict[bytes, str] = {}
+    for name, value in http["headers"]:
+        if name in _INGEST_HEADERS:
+            wanted[name] = value.decode("latin-1")
     ingest: Ingest = scope["app"].state.ingest
     reply = await ingest.upload(
-        device_id=headers.get("x-device-id"),
-        authorization=headers.get("authorization"),
-        signature=headers.get("x-signature"),
-        content_type=headers.get("content-type", ""),
+        device_id=wanted.get(b"x-device-id"),
+        authorization=wanted.get(b"authorization"),
+        signature=wanted.get(b"x-signature"),
+        content_type=wanted.get(b"content-type", ""),
         body=await _body(receive),
     )
     payload = _encode_json(reply)

@@ -353,12 +353,13 @@ class Ingest:
         consecutive applied fixes, from the last valid fix before this upload on. Rare, so it
         may cost a second round trip."""
         by_seq = {row[0]: row for row in fixes}
-        path: list[tuple[int, int, float, float, float, str]] = []
+        # The previous fix's marks are worked out only if a step could cross at all: most
+        # steps are shorter than the band around every exclusion zone, whatever they were.
+        path: list[tuple[int, int, float, float, float, str | None]] = []
         if previous:
             t, lon, lat, previous_seq = previous.decode().split(" ")
-            marks = device.evidence(float(lon), float(lat), 0.0, int(float(t))) or ""
             seq_a = int(float(previous_seq)) if previous_seq else -1
-            path.append((seq_a, int(float(t)), float(lon), float(lat), 0.0, marks))
+            path.append((seq_a, int(float(t)), float(lon), float(lat), 0.0, None))
         for seq in applied:
             fix_marks = evidence.get(seq)
             if fix_marks is not None:
@@ -368,22 +369,26 @@ class Ingest:
         cap = device.thresholds.accuracy_cap_m
         metres_per_lon = METRES_PER_DEGREE * math.cos(math.radians(path[0][3])) if path else 0.0
         for a, b in itertools.pairwise(path):
-            seq_a, _, lon_a, lat_a, accuracy_a, marks_a = a
+            seq_a, t_a, lon_a, lat_a, accuracy_a, marks_a = a
             seq_b, t_b, lon_b, lat_b, accuracy_b, marks_b = b
+            assert marks_b is not None  # only the previous fix's are worked out late
             step = math.hypot((lon_b - lon_a) * metres_per_lon, (lat_b - lat_a) * METRES_PER_DEGREE)
             for i, zone in exclusion:
-                mark_a, mark_b = marks_a[i], marks_b[i]
+                mark_b = marks_b[i]
                 if mark_b != "O" and mark_b != "-":
                     continue  # inside (the state machine speaks for it), or not in force
-                if mark_a in "Ii":
-                    continue
                 # From beyond the band on one side to beyond it on the other, through the zone, is
                 # at least both distances to the boundary: most steps are too short to cross.
-                reach = 0.0
+                reach = zone.buffer_m + min(accuracy_b, cap) if mark_b == "O" else 0.0
+                if step <= reach * 0.99:
+                    continue
+                if marks_a is None:
+                    marks_a = device.evidence(lon_a, lat_a, 0.0, t_a) or ""
+                mark_a = marks_a[i]
+                if mark_a in "Ii":
+                    continue
                 if mark_a in "Oo":
                     reach += zone.buffer_m + min(accuracy_a, cap)
-                if mark_b == "O":
-                    reach += zone.buffer_m + min(accuracy_b, cap)
                 if step <= reach * 0.99 or not zone.shape.segment_enters((lon_a, lat_a), (lon_b, lat_b)):
                     continue
                 raised = await self.scripts.cross(

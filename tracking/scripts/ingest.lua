@@ -137,7 +137,7 @@ for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
       local lon, lat, battery, strap, case_state, evidence = fix[3], fix[4], fix[7], fix[8], fix[9], fix[10]
       if evidence then
         put('lv', t)
-        clear('c:location_unavailable:', tostring(seq), t)
+        clear('c:location_unavailable:', seq, t)
         for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
         put('vt', t); put('vlon', lon); put('vlat', lat); put('vseq', seq)
       else
@@ -150,12 +150,12 @@ for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
         if battery <= critical then
           raise('c:battery_critical:', 'battery_critical', 'serious', nil, tostring(seq), t, seq)
         elseif battery >= critical + 5 then
-          clear('c:battery_critical:', tostring(seq), t)
+          clear('c:battery_critical:', seq, t)
         end
         if battery <= low then
           raise('c:low_battery:', 'low_battery', 'serious', nil, tostring(seq), t, seq)
         elseif battery >= low + 5 then
-          clear('c:low_battery:', tostring(seq), t)
+          clear('c:low_battery:', seq, t)
         end
       end
       -- Tamper conditions are closed only by an officer's note (clear.lua), never by the device.
