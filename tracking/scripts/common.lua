@@ -2,9 +2,10 @@
 -- 5 alert stream, 6 deadlines, 7 the whole configuration (for the workers): all under the
 -- shard's hash tag, so one slot.
 --
--- State fields: cv (the configuration's version, set by publish.lua), hseq (highest sequence number seen), lt (fix time of the latest fix the
--- state machine applied), vt/vlon/vlat/vseq (the latest valid applied fix), lv (time of the latest
--- valid fix), rx (server time of the latest upload), z:<zone> (a zone's state machine:
+-- State fields: cv (the configuration's version, set by publish.lua), hseq (highest sequence
+-- number seen), lt (fix time of the latest fix the state machine applied), vt/vlon/vlat/vseq
+-- (the latest valid applied fix), lv (time of the latest valid fix), rx (server time of the
+-- latest upload), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
 -- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
 -- c:<kind>:<zone> (an open condition: the id of the alert that opened it).

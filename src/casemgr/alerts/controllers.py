@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 import structlog
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
@@ -22,9 +21,6 @@ from casemgr.web.access import AnyRequest, Ctx, access, request_context, resourc
 from casemgr.wire import MAX_ID, Cursor, IdPath
 
 log = structlog.get_logger(__name__)
-KEEP_ALIVE_FRAME = b": keep-alive\r\n\r\n"
-_BATCH = 500
-_encode = msgspec.json.Encoder().encode
 
 
 Kind = Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z_]{0,40}$")]

@@ -3,10 +3,10 @@
 One connection LISTENs to `alert_changes` (PostgreSQL notifies the change number after each
 alert is written). On each notification the feed reads what changed once, for the whole
 process, and keeps the latest changes in memory with what deciding visibility needs (the
-unit's path, the case's program and police sharing). Then it hands each live stream's
-subscription the frames its caller may see (`visible`, the row policies' rules) and wakes only
-the streams that got some: with 10,000 streams in a process, the work per change is one pass
-over the subscriptions, not 10,000 clients each searching the memory.
+unit's path, the case's program and police sharing). Then it hands each live stream the
+frames its caller may see (`visible`, the row policies' rules, decided once per role and
+scope), which the stream writes at once (push.py): with 10,000 streams in a process, the work
+per change is one pass over the subscriptions, with no task woken per stream.
 
 A stream further behind than the memory reaches reads through its own scoped transaction
 until it catches up, then subscribes. A ticker does what no single stream should do 10,000
