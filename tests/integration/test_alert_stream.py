@@ -217,3 +217,34 @@ async def test_a_stream_misses_nothing_when_the_feed_loses_its_listening_connect
     events = await reader
     assert [event["id"] for _, event in events] == [first, second]
     await stream.aclose()
+
+
+async def test_a_client_that_stops_reading_is_cut_off_once_too_many_events_wait_for_it(
+    live: Resources, world: World, owner: asyncpg.Connection, login_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("casemgr.alerts.push.MAX_BACKLOG", 2)
+    monkeypatch.setattr("casemgr.alerts.push.DRAIN_S", 0.2)
+    ctx, token = await caller(live, login_as, "off1")
+    start = await owner.fetchval("SELECT last_id FROM alert_change_head")
+    socket_full = asyncio.Event()  # never set: the client reads nothing
+    written: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        body = message.get("body", b"")
+        if body:
+            written.append(body)
+            await socket_full.wait()
+
+    async def receive() -> dict[str, str]:
+        await asyncio.Event().wait()  # the client never hangs up either
+        return {"type": "http.disconnect"}
+
+    stream = LiveStream(live, ctx, token, start)
+    served = asyncio.create_task(stream({"type": "http"}, receive, send))
+    await asyncio.sleep(0.2)
+    for n in range(4):  # one waits on the socket, two queue, the fourth is one too many
+        await add_alert(owner, world, "cc_o1", "c1", f"unread-{n}")
+        await asyncio.sleep(0.1)
+    await asyncio.wait_for(served, timeout=5)  # the server ends the stream by itself
+    assert stream.ended
+    assert len(written) == 1  # only what the socket was handed before it filled

@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 KEEP_ALIVE_FRAME = b": keep-alive\r\n\r\n"
 MAX_BACKLOG = 10_000
+# How long an ending stream waits for a write the socket has not taken yet.
+DRAIN_S = 5.0
 _BATCH = 500
 _encode = msgspec.json.Encoder().encode
 HEADERS = [
@@ -107,7 +109,7 @@ class LiveStream:
         finally:
             listener.cancel()
             try:
-                async with asyncio.timeout(5):
+                async with asyncio.timeout(DRAIN_S):
                     await self._idle.wait()  # the last frames, unless the socket is gone
             except TimeoutError:
                 if self._sending is not None:
