@@ -206,7 +206,10 @@ class LiveStream:
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sending = None
-        if task.cancelled() or task.exception() is not None:
+        failed = None if task.cancelled() else task.exception()
+        if task.cancelled() or failed is not None:
+            if failed is not None:
+                log.warning("alert_stream_send_failed", error_type=type(failed).__name__)
             self._backlog.clear()
             self.end()
         elif self._backlog:
