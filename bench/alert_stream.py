@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import os
 import platform
 import re
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import uvloop
 from redis.asyncio import Redis
+from reporting import largest_rss_mb, write_results
 
 from casemgr.auth.principal import MfaState, Role
 from casemgr.auth.sessions import SessionStore
@@ -319,21 +319,6 @@ async def drive(
     }
 
 
-def rss_mb(pid: int) -> float:
-    """The server's resident memory; with several workers, the largest worker's."""
-    largest = 0.0
-    for status in [Path(f"/proc/{pid}/status"), *Path("/proc").glob("[0-9]*/status")]:
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if (
-            status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid)
-        ) and "VmRSS" in fields:
-            largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
-    return largest
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -354,7 +339,7 @@ def main() -> int:
     server = start_server(dsn, port, args.workers)
     try:
         figures = uvloop.run(drive(dsn, port, tokens, args.alerts, args.interval, city))
-        figures["server_rss_mb"] = round(rss_mb(server.pid), 1)
+        figures["server_rss_mb"] = largest_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -384,15 +369,13 @@ def main() -> int:
             f"| server memory (RSS) | {figures['server_rss_mb']} MB | |",
         ]
     )
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    name = f"{stamp}-{platform.node()}-alert-stream-{args.connections}c"
-    out = ROOT / "bench" / "results" / (name + (f"-w{args.workers}" if args.workers > 1 else ""))
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(
+    name = f"alert-stream-{args.connections}c" + (f"-w{args.workers}" if args.workers > 1 else "")
+    heading = (
         f"{args.connections:,} streams, {args.alerts} alerts {args.interval} s apart, "
         f"{'one worker' if args.workers == 1 else f'{args.workers} workers'}, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs), client on the same machine\n\n{table}\n"
+        f"on {platform.node()} ({os.cpu_count()} CPUs), client on the same machine"
     )
+    write_results(name, result, heading, table)
     print(table)
     return 0
 

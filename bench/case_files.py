@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from reporting import write_results
 
 from casemgr.auth.passwords import Passwords
 from casemgr.migrate import apply_migrations
@@ -383,18 +384,13 @@ def main() -> int:
             f"{'meets' if figures['meets_target'] else 'MISSES'} |"
         )
     table = "\n".join(lines)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = (
-        ROOT
-        / "bench"
-        / "results"
-        / f"{stamp}-{platform.node()}-case-files-{args.people}p-w{args.workers}-think{args.think_ms:.0f}"
-    )
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(
+    heading = (
         f"{args.people:,} people, {args.contacts:,} contacts, {args.concurrency} officers, "
         f"{args.workers} workers, {args.think_ms:.0f} ms mean think time, {args.seconds:.0f} s, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs)\n\n{table}\n"
+        f"on {platform.node()} ({os.cpu_count()} CPUs)"
+    )
+    write_results(
+        f"case-files-{args.people}p-w{args.workers}-think{args.think_ms:.0f}", result, heading, table
     )
     print(table)
     return 0

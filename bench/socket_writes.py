@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import platform
@@ -25,6 +24,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import uvloop
+from reporting import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = b"id: 1234567\r\nevent: alert\r\ndata: " + b"x" * 360 + b"\r\n\r\n"
@@ -103,9 +103,7 @@ def main() -> int:
         "fan_out_ms": [round(t, 1) for t in times],
         "fan_out_median_ms": round(statistics.median(times), 1),
     }
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / f"{stamp}-{platform.node()}-socket-writes-{args.connections}c.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(f"socket-writes-{args.connections}c", result)
     print(
         f"one frame ({len(FRAME)} B) to each of {args.connections:,} loopback sockets: "
         f"median {result['fan_out_median_ms']} ms, rounds {result['fan_out_ms']}"

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import math
 import os
 import platform
@@ -52,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
+from reporting import largest_rss_mb, write_results
 from tracking.contract import CircleShape, DeviceConfig, ScheduleWindow, ZoneSpec, secret_associated_data
 from tracking.keys import KeySpace
 from tracking.persister import PERSISTER_GROUP, Persister
@@ -481,20 +481,6 @@ class Fleet:
             await redis.aclose()
 
 
-def worker_rss_mb(server_pid: int) -> float:
-    """The largest resident set among the server's worker processes."""
-    largest = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(server_pid) and "VmRSS" in fields:
-            largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
-    return round(largest, 1)
-
-
 def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -611,7 +597,7 @@ def main() -> int:
                 "ready_s": fleet.start_s,
                 "single_rps": fleet.single,
                 "batched_pings_per_s": fleet.batched,
-                "worker_rss_mb": worker_rss_mb(servers[1 + fleets.index(fleet)].pid),
+                "worker_rss_mb": largest_rss_mb(servers[1 + fleets.index(fleet)].pid),
             }
         result["latency_at_half_rate"] = asyncio.run(
             main_fleet.latency(mean(main_fleet.single) / 2, args.seconds)
@@ -636,21 +622,14 @@ def main() -> int:
         ["| measure | figure | detail | limit |", "|---|---|---|---|"]
         + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     )
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     scale = f"-vs-{args.scale}s" if args.scale else ""
-    out = (
-        ROOT
-        / "bench"
-        / "results"
-        / f"{stamp}-{platform.node()}-tracking-ingest-{args.subjects}s{scale}-w{args.workers}"
-    )
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(
+    heading = (
         f"{args.subjects:,} subjects{f' and {args.scale:,}' if args.scale else ''} of {args.zones} zones, "
         f"{args.workers} workers, {args.rounds} rounds of {args.seconds:.0f} s per phase, "
         f"on {platform.node()} ({os.cpu_count()} CPUs), wrk ({os.cpu_count()} threads, {args.connections} "
-        f"connections) on the same machine\n\n{table}\n"
+        f"connections) on the same machine"
     )
+    write_results(f"tracking-ingest-{args.subjects}s{scale}-w{args.workers}", result, heading, table)
     print(table)
     return 0
 

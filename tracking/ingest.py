@@ -137,7 +137,7 @@ class Ingest:
             raise Unauthenticated("unknown device", reason="unknown_device")
         else:  # pragma: no cover - three configuration changes within one upload
             raise BadRequest("the device's configuration changed while the upload was read; send it again")
-        if any(zone.exclusion for zone in device.zones):
+        if device.exclusion:
             await self._crossings(
                 entry, device, fixes, evidence, result[4], _applied_decoder.decode(result[5])
             )
@@ -365,7 +365,6 @@ class Ingest:
             if fix_marks is not None:
                 row = by_seq[seq]
                 path.append((seq, row[1], row[2], row[3], row[4], fix_marks))
-        exclusion = [(i, zone) for i, zone in enumerate(device.zones) if zone.exclusion]
         cap = device.thresholds.accuracy_cap_m
         metres_per_lon = METRES_PER_DEGREE * math.cos(math.radians(path[0][3])) if path else 0.0
         for a, b in itertools.pairwise(path):
@@ -373,7 +372,7 @@ class Ingest:
             seq_b, t_b, lon_b, lat_b, accuracy_b, marks_b = b
             assert marks_b is not None  # only the previous fix's are worked out late
             step = math.hypot((lon_b - lon_a) * metres_per_lon, (lat_b - lat_a) * METRES_PER_DEGREE)
-            for i, zone in exclusion:
+            for i, zone in device.exclusion:
                 mark_b = marks_b[i]
                 if mark_b != "O" and mark_b != "-":
                     continue  # inside (the state machine speaks for it), or not in force

@@ -87,17 +87,22 @@ class CompiledDevice(msgspec.Struct, frozen=True, gc=False):
     secret: bytes
     zones: tuple[CompiledZone, ...]
     thresholds: Thresholds
+    # The exclusion zones with their places in `zones` (and in each evidence string): what the
+    # crossing check walks, found once per version rather than on every upload.
+    exclusion: tuple[tuple[int, CompiledZone], ...]
 
     @classmethod
     def of(cls, config: DeviceConfig, secret: bytes) -> CompiledDevice:
+        zones = tuple(compile_zone(z, config.time_zone) for z in config.zones)
         return cls(
             version=config.version,
             order_id=config.order_id,
             starts_at_ms=config.starts_at_ms,
             ends_at_ms=config.ends_at_ms,
             secret=secret,
-            zones=tuple(compile_zone(z, config.time_zone) for z in config.zones),
+            zones=zones,
             thresholds=config.thresholds,
+            exclusion=tuple((i, zone) for i, zone in enumerate(zones) if zone.exclusion),
         )
 
     def evidence(self, lon: float | None, lat: float | None, accuracy_m: float, t_ms: int) -> str | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from litestar import Litestar, Router
@@ -61,55 +62,42 @@ def create_app(
             return
         opened = await Resources.open(settings, clock)
         app.state.resources = opened
-        engine: asyncio.Task[None] | None = None
-        if settings.task_engine_interval_seconds > 0:
-            engine = asyncio.create_task(
-                task_engine.run_forever(
+        # The background loops of each worker, by interval in seconds (0 turns one off).
+        loops: list[tuple[int, Callable[[timedelta], Coroutine[Any, Any, None]]]] = [
+            (
+                settings.task_engine_interval_seconds,
+                lambda every: task_engine.run_forever(
                     opened.pool,
                     opened.clock,
-                    every=timedelta(seconds=settings.task_engine_interval_seconds),
+                    every=every,
                     escalate_after=timedelta(hours=settings.task_escalate_after_hours),
-                )
-            )
-        outbox: asyncio.Task[None] | None = None
-        if settings.tracking_outbox_interval_seconds > 0:
-            outbox = asyncio.create_task(
-                opened.tracking.run_outbox_forever(
-                    opened.pool,
-                    opened.clock,
-                    every=timedelta(seconds=settings.tracking_outbox_interval_seconds),
-                )
-            )
-        escalation: asyncio.Task[None] | None = None
-        if settings.alert_escalation_interval_seconds > 0:
-            escalation = asyncio.create_task(
-                alerts_service.run_escalation_forever(
-                    opened.pool,
-                    opened.clock,
-                    every=timedelta(seconds=settings.alert_escalation_interval_seconds),
-                )
-            )
-        notifier: asyncio.Task[None] | None = None
-        if settings.notification_interval_seconds > 0:
-            notifier = asyncio.create_task(
-                notifications.run_forever(
-                    opened.pool,
-                    opened.keyring,
-                    sms_sender(settings),
-                    opened.clock,
-                    every=timedelta(seconds=settings.notification_interval_seconds),
-                )
-            )
-        collector = asyncio.create_task(collect_periodically())
+                ),
+            ),
+            (
+                settings.tracking_outbox_interval_seconds,
+                lambda every: opened.tracking.run_outbox_forever(opened.pool, opened.clock, every=every),
+            ),
+            (
+                settings.alert_escalation_interval_seconds,
+                lambda every: alerts_service.run_escalation_forever(opened.pool, opened.clock, every=every),
+            ),
+            (
+                settings.notification_interval_seconds,
+                lambda every: notifications.run_forever(
+                    opened.pool, opened.keyring, sms_sender(settings), opened.clock, every=every
+                ),
+            ),
+        ]
+        tasks = [asyncio.create_task(run(timedelta(seconds=s))) for s, run in loops if s > 0]
+        tasks.append(asyncio.create_task(collect_periodically()))
         log.info("service_started", env=settings.env, mfa_required=settings.mfa_required)
         try:
             yield
         finally:
-            for task in (engine, outbox, escalation, notifier, collector):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await opened.close()
             log.info("service_stopped", detail="pools closed")
 
