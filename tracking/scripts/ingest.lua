@@ -5,6 +5,7 @@
 -- 3 that version's configuration fields (msgpack map, as published).
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} |
 --         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
+-- (the last two only for a device with exclusion zones: the caller's crossing check needs them)
 -- The version is in the state (publish.lua puts it there, in the same slot and script as the
 -- configuration); a subject without state yet is checked against the configuration itself.
 local version = st.cv or redis.call('HGET', cfg_key, 'ver')
@@ -102,8 +103,10 @@ end
 
 local hseq = tonumber(st.hseq or '-1')
 local latest = tonumber(st.lt or '-1')
+local crossings = false
+for _, zone in ipairs(zones) do crossings = crossings or zone.exclusion end
 local previous = ''
-if st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat .. ' ' .. (st.vseq or '') end
+if crossings and st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat .. ' ' .. (st.vseq or '') end
 
 local accepted, duplicates, applied = {}, 0, {}
 local seen_reset = false
@@ -185,4 +188,4 @@ if #accepted > 0 then
   redis.call('XADD', pings_key, '*', 'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '',
              'rx', tostring(now_ms), 'd', cmsgpack.pack(accepted))
 end
-return {'ok', #accepted, duplicates, events, previous, cmsgpack.pack(applied)}
+return {'ok', #accepted, duplicates, events, previous, crossings and cmsgpack.pack(applied) or ''}
