@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,3 +34,9 @@ def largest_rss_mb(server_pid: int) -> float:
         if mine and "VmRSS" in fields:
             largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
     return round(largest, 1)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least q of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]

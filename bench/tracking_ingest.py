@@ -1,190 +1,76 @@
-"""Benchmark: the tracking core's ping ingest, side by side with its peer and its limits.
+"""Benchmark: the tracking core's ping ingest, beside the machine's limit and a peer design.
 
 In one run, every server up at once and served the same way (casemgr.serving: --workers
 uvicorn processes, uvloop, httptools, a SO_REUSEPORT socket each), measured in --rounds
 rounds that take each server in turn, so that the drift of a shared machine falls on all:
-  1. an empty Litestar POST handler (bench/empty_app.py) under single-ping requests: the peer;
-  2. the tracking service under single-ping requests: at least 60 % of the peer's rate;
+  1. the limit: an empty Litestar POST handler (bench/empty_app.py) under single-ping requests;
+  2. the tracking service under single-ping requests: at least 60 % of the limit's rate;
   3. the tracking service under batches of --batch pings: at least 100,000 pings/s, load
      generator included (wrk, a thread per core, on the same cores);
-  4. with --scale N, a second tracking service holding N subjects (e.g. 1,000,000), measured in
-     the same rounds: its rates within 10 % of the first's;
-  5. Redis memory per monitored subject, and the ingest workers' resident memory;
-  6. ping-to-alert latency at half the single-ping maximum: a paced client sends pings, some
-     with the strap cut, and the time from sending such a ping to its alert's entry on the alert
-     stream (the stream id is Redis's clock) is taken; p99 at most 250 ms;
-  7. the persister: how fast one `casemgr tracking workers` persister drains everything the
-     phases above queued into a freshly migrated PostgreSQL database (pings/s).
-Subjects are published first, each with --zones zones (a home with a night curfew, the rest
-exclusion zones around it); each tracking server loads every configuration before it reports
-ready, as in production.
+  4. with --peer, the peer (bench/postgis_peer.py: each ping inserted into PostgreSQL with
+     PostGIS and the zones checked in SQL) under the same single pings and batches;
+  5. with --scale N (repeatable), a tracking service holding N subjects (e.g. 1,000,000),
+     measured in the same rounds: its rates within 10 % of those with --subjects;
+  6. Redis memory per monitored subject, and the ingest workers' resident memory;
+  7. the persister: how fast the real persister drains everything the rounds queued into a
+     freshly migrated PostgreSQL database (pings/s);
+  8. at half the single-ping maximum, with a persister running: a paced client sends pings,
+     some with the strap cut; the time from sending such a ping to its alert's entry on the
+     alert stream (the stream id is Redis's clock) is taken, p99 at most 250 ms; and the
+     persister's lag, the age of the oldest queued ping not yet in PostgreSQL, sampled.
+Subjects are published first, each with --zones zones (bench/fleet.py); each tracking server
+loads every configuration before it reports ready, as in production.
 
     .venv/bin/python bench/tracking_ingest.py                       # 1,000 subjects, ~2 minutes
     .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~6 minutes more
+    .venv/bin/python bench/tracking_ingest.py --peer                # and the PostGIS peer
 
-Needs wrk (Debian package "wrk") and the Redis of scripts/lib.sh (REDIS_URL or the local one).
-Traffic stays on 127.0.0.1; every phase ends after --seconds. Results go to bench/results/.
+Needs wrk (Debian package "wrk"), the Redis and PostgreSQL of scripts/lib.sh (REDIS_URL and
+DATABASE_URL, or the local ones) and, for --peer, PostGIS in that PostgreSQL. bench/run installs
+all of them. Traffic stays on 127.0.0.1; every phase ends after --seconds. Results go to
+bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import math
+import multiprocessing
 import os
 import platform
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
+import postgis_peer
+from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
+from harness import create_database, free_port, start, stop, wrk
 from redis.asyncio import Redis
-from reporting import largest_rss_mb, write_results
-from tracking.contract import CircleShape, DeviceConfig, ScheduleWindow, ZoneSpec, secret_associated_data
+from reporting import largest_rss_mb, percentile, write_results
+from tracking.contract import CircleShape
 from tracking.keys import KeySpace
 from tracking.persister import PERSISTER_GROUP, Persister
-from tracking.publishing import config_fields, schedule_deadlines
 from tracking.streams import StreamConsumer
 
-from casemgr.config import TRACKING_DB_ROLE, DataKey, app_url_from_owner_url
-from casemgr.crypto import Keyring
+from casemgr.config import TRACKING_DB_ROLE, app_url_from_owner_url
 from casemgr.db import create_pool
 from casemgr.migrate import apply_migrations
 
-ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-DATA_KEY = base64.b64encode(os.urandom(32)).decode()
-KEYRING = Keyring((DataKey(key_id="bench", key=base64.b64decode(DATA_KEY)),))
-CENTRE = (121.47, 31.23)
+SHARDS = 64
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def offset(point: tuple[float, float], east_m: float, north_m: float) -> tuple[float, float]:
-    return (
-        point[0] + east_m / (111_195.0 * math.cos(math.radians(point[1]))),
-        point[1] + north_m / 111_195.0,
-    )
-
-
-# The fleet is a formula, shared with bench/wrk/pings.lua: device n is "B%07d", its secret the
-# run's salt followed by the same digits, its home spread over 40 x 40 km by two irrational
-# strides. A load generator that reads a million devices from a file spends more of the shared
-# cores on its own memory than the server spends on the pings (seen: wrk at 90 % CPU).
-SECRET_SALT = base64.urlsafe_b64encode(os.urandom(18)).decode()
-
-
-def device_id_of(n: int) -> str:
-    return f"B{n:07d}"
-
-
-def secret_of(n: int) -> str:
-    return f"{SECRET_SALT}{n:07d}"
-
-
-def home_of(n: int) -> tuple[float, float]:
-    return offset(
-        CENTRE, ((n * 0.6180339887498949) % 1 - 0.5) * 40_000, ((n * 0.7548776662466927) % 1 - 0.5) * 40_000
-    )
-
-
-def subject(n: int, zones: int, version: int, now_ms: int) -> DeviceConfig:
-    home = home_of(n)
-    specs = [
-        ZoneSpec(
-            id=n * 10 + 1,
-            kind="inclusion",
-            shape=CircleShape(centre=home, radius_m=150),
-            buffer_m=30,
-            schedule=[ScheduleWindow(days=[1, 2, 3, 4, 5, 6, 7], start="22:00", end="06:00")],
-            grace_minutes=15,
-        )
-    ]
-    for z in range(1, zones):
-        angle = 2 * math.pi * z / zones
-        specs.append(
-            ZoneSpec(
-                id=n * 10 + 1 + z,
-                kind="exclusion",
-                shape=CircleShape(
-                    centre=offset(home, 250 * math.cos(angle), 250 * math.sin(angle)), radius_m=60
-                ),
-                buffer_m=20,
-            )
-        )
-    device_id = device_id_of(n)
-    return DeviceConfig(
-        device_id=device_id,
-        version=version,
-        secret=KEYRING.seal(secret_of(n).encode(), secret_associated_data(device_id)),
-        interval_s=60,
-        order_id=n + 1,
-        case_id=n + 1,
-        org_unit_id=1,
-        starts_at_ms=now_ms - 40 * 86_400_000,
-        ends_at_ms=now_ms + 50 * 86_400_000,
-        zones=specs,
-    )
-
-
-async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int) -> float:
-    """Publish every subject through the publish script, pipelined; returns the seconds taken."""
-    script = (ROOT / "tracking" / "scripts" / "publish.lua").read_text()
-    sha = await redis.script_load(script)
-    now_ms = int(time.time() * 1000)
-    started = time.perf_counter()
-    for first in range(0, subjects, 2000):
-        pipe = redis.pipeline(transaction=False)
-        for n in range(first, min(first + 2000, subjects)):
-            config = subject(n, zones, 1, now_ms)
-            keys = keyspace.device(config.device_id)
-            pipe.evalsha(
-                sha,
-                5,
-                keys.config,
-                keys.state,
-                keys.seen,
-                keys.shard.deadlines,
-                keys.blob,
-                1,
-                msgspec.msgpack.encode(config_fields(config)),
-                msgspec.msgpack.encode([list(d) for d in schedule_deadlines(config, now_ms)]),
-                msgspec.msgpack.encode(config),
-            )
-        await pipe.execute()
-    return time.perf_counter() - started
-
-
-async def persist_backlog(redis: Redis, keyspace: KeySpace) -> dict[str, float]:
-    """Drain every ping stream of the run into PostgreSQL with the real persister."""
-    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = "casemgr_bench_tracking"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    parts = urlsplit(admin)
-    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-    await apply_migrations(dsn)
-    tracking_dsn = app_url_from_owner_url(dsn, TRACKING_DB_ROLE)
-    pool = await create_pool(tracking_dsn, min_size=1, max_size=2)
+async def persist_backlog(redis: Redis, keyspace: KeySpace, dsn: str) -> dict[str, float]:
+    """Drain every ping stream of the fleet into PostgreSQL with the real persister."""
+    pool = await create_pool(app_url_from_owner_url(dsn, TRACKING_DB_ROLE), min_size=1, max_size=2)
     consumer = StreamConsumer(
         redis, [s.pings for s in keyspace.all_shards()], PERSISTER_GROUP, Persister(pool).handle
     )
@@ -193,11 +79,49 @@ async def persist_backlog(redis: Redis, keyspace: KeySpace) -> dict[str, float]:
     while await consumer.run_once():
         pass
     seconds = time.perf_counter() - started
+    await pool.close()
     owner = await asyncpg.connect(dsn)
     rows = await owner.fetchval("SELECT count(*) FROM pings")
     await owner.close()
-    await pool.close()
     return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds)}
+
+
+def run_persister(namespace: str, dsn: str) -> None:
+    """A persister in a process of its own, as `casemgr tracking workers` runs it, until killed."""
+
+    async def persist_forever() -> None:
+        redis = Redis.from_url(REDIS_URL)
+        pool = await create_pool(app_url_from_owner_url(dsn, TRACKING_DB_ROLE), min_size=1, max_size=2)
+        keyspace = KeySpace(SHARDS, namespace)
+        consumer = StreamConsumer(
+            redis, [s.pings for s in keyspace.all_shards()], PERSISTER_GROUP, Persister(pool).handle
+        )
+        await consumer.run_forever()
+
+    asyncio.run(persist_forever())
+
+
+async def persister_lag_ms(redis: Redis, keyspace: KeySpace) -> float:
+    """The age of the oldest ping queued and not yet acknowledged by the persister: pending
+    (delivered, being written) or not yet delivered, over every shard; 0 when none is waiting."""
+    shards = keyspace.all_shards()
+    pipe = redis.pipeline(transaction=False)
+    for shard in shards:
+        pipe.xpending(shard.pings, PERSISTER_GROUP)
+        pipe.xinfo_groups(shard.pings)
+    replies = await pipe.execute()
+    oldest: list[int] = []
+    undelivered = redis.pipeline(transaction=False)
+    for shard, pending, groups in zip(shards, replies[::2], replies[1::2], strict=True):
+        if pending["pending"]:
+            oldest.append(int(pending["min"].split(b"-")[0]))
+        group = next(g for g in groups if g["name"] == PERSISTER_GROUP.encode())
+        if group.get("lag"):
+            undelivered.xrange(shard.pings, min=b"(" + group["last-delivered-id"], count=1)
+    for entries in await undelivered.execute():
+        if entries:
+            oldest.append(int(entries[0][0].split(b"-")[0]))
+    return max(0.0, time.time() * 1000 - min(oldest)) if oldest else 0.0
 
 
 async def memory_per_subject(redis: Redis, keyspace: KeySpace, subjects: int, port: int) -> dict[str, float]:
@@ -255,98 +179,6 @@ async def drop_namespace(redis: Redis, namespace: str) -> None:
             batch = []
     if batch:
         await redis.unlink(*batch)
-
-
-def start(
-    app: str, port: int, workers: int, env: dict[str, str], ready_path: str | None = None
-) -> subprocess.Popen[bytes]:
-    """Serve `app` as casemgr serves its own (casemgr.serving); with `ready_path`, wait until it
-    answers 200 there (the tracking workers report ready once their device cache is loaded)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "casemgr.serving",
-            app,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                time.sleep(1.0)  # let every worker finish its start-up
-                if ready_path is None or all_ready(port, ready_path, workers):
-                    return process
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"{app} did not start")
-
-
-def all_ready(port: int, path: str, workers: int) -> bool:
-    """Ready on enough fresh connections in a row that every worker's socket was reached."""
-    for _ in range(8 * workers):
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
-            if not s.recv(64).startswith(b"HTTP/1.1 200"):
-                return False
-    return True
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-_RUN = iter(range(1, 1000))
-# A run's pings per device stay far below this; each run's sequence numbers (and fix times,
-# one second per number from the base) start above the last run's, so no run repeats a ping.
-_SEQS_PER_RUN = 100_000
-
-
-def wrk(port: int, subjects: int, batch: int, seconds: float, connections: int) -> dict[str, float]:
-    first = next(_RUN) * _SEQS_PER_RUN
-    base = int(time.time()) - 35 * 86_400
-    output = subprocess.run(
-        [
-            "wrk",
-            f"-t{os.cpu_count() or 1}",  # wrk's advice: a thread per core
-            f"-c{connections}",
-            f"-d{seconds:.0f}s",
-            "--latency",
-            "-s",
-            str(ROOT / "bench" / "wrk" / "pings.lua"),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(subjects),
-            str(batch),
-            str(base),
-            str(first),
-            SECRET_SALT,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "requests_per_s": rate,
-        "pings_per_s": rate * batch,
-        "requests": requests,
-        "non_2xx": int(bad[1]) if bad else 0,
-        "socket_errors": errors[1] if errors else "",
-    }
 
 
 async def paced_latency(
@@ -428,9 +260,31 @@ async def paced_latency(
     }
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@dataclass
+class Load:
+    """What wrk measured of one server, round by round: single-ping requests and batches."""
+
+    single: list[dict[str, float]] = field(default_factory=list)
+    batched: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        out: dict[str, object] = {"single_rounds": self.single, "batched_rounds": self.batched}
+        for name, runs, figure in (
+            ("single", self.single, "requests_per_s"),
+            ("batched", self.batched, "pings_per_s"),
+        ):
+            if runs:
+                out[name] = {
+                    figure: round(mean([r[figure] for r in runs])),
+                    "latency_p50_ms": round(mean([r["latency_p50_ms"] for r in runs]), 2),
+                    "latency_p99_ms": round(mean([r["latency_p99_ms"] for r in runs]), 2),
+                    "non_2xx": sum(int(r["non_2xx"]) for r in runs),
+                }
+        return out
 
 
 class Fleet:
@@ -438,54 +292,359 @@ class Fleet:
 
     def __init__(self, subjects: int) -> None:
         self.subjects = subjects
-        self.keyspace = KeySpace(64, f"bench{uuid.uuid4().hex[:6]}")
+        self.keyspace = KeySpace(SHARDS, f"bench{uuid.uuid4().hex[:6]}")
         self.port = 0
         self.publish_s = 0.0
         self.start_s = 0.0
-        self.single: list[float] = []
-        self.batched: list[float] = []
+        self.load = Load()
 
-    async def publish(self, zones: int) -> None:
+    async def _with_redis(self, work):  # type: ignore[no-untyped-def]
         redis = Redis.from_url(REDIS_URL)
         try:
-            self.publish_s = round(await publish(redis, self.keyspace, self.subjects, zones), 1)
+            return await work(redis)
         finally:
             await redis.aclose()
 
-    async def latency(self, rate: float, seconds: float) -> dict[str, float]:
-        redis = Redis.from_url(REDIS_URL)
+    def publish(self, zones: int) -> None:
+        seconds = asyncio.run(self._with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones)))
+        self.publish_s = round(seconds, 1)
+
+    def memory(self) -> dict[str, float]:
+        return asyncio.run(  # type: ignore[no-any-return]
+            self._with_redis(lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port))
+        )
+
+    def persist(self, dsn: str) -> dict[str, float]:
+        return asyncio.run(self._with_redis(lambda r: persist_backlog(r, self.keyspace, dsn)))  # type: ignore[no-any-return]
+
+    def latency_and_lag(self, rate: float, seconds: float, dsn: str) -> dict[str, float]:
+        """Paced pings at `rate` with a persister running in a process of its own."""
+        persister = multiprocessing.get_context("spawn").Process(
+            target=run_persister, args=(self.keyspace.namespace, dsn), daemon=True
+        )
+        persister.start()
+
+        async def paced(redis: Redis) -> dict[str, float]:
+            lags: list[float] = []
+
+            async def sample() -> None:
+                while True:
+                    lags.append(await persister_lag_ms(redis, self.keyspace))
+                    await asyncio.sleep(0.2)
+
+            await asyncio.sleep(2)  # the persister's start
+            sampler = asyncio.create_task(sample())
+            try:
+                figures = await paced_latency(self.port, self.subjects, rate, seconds, redis, self.keyspace)
+            finally:
+                sampler.cancel()
+            figures["persister_lag_p50_ms"] = round(statistics.median(lags), 1)
+            figures["persister_lag_p99_ms"] = round(percentile(lags, 0.99), 1)
+            figures["persister_lag_max_ms"] = round(max(lags), 1)
+            figures["persister_lag_samples"] = len(lags)
+            return figures
+
         try:
-            return await paced_latency(self.port, self.subjects, rate, seconds, redis, self.keyspace)
+            return asyncio.run(self._with_redis(paced))  # type: ignore[no-any-return]
         finally:
-            await redis.aclose()
+            persister.terminate()
+            persister.join(10)
 
-    async def memory(self) -> dict[str, float]:
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            return await memory_per_subject(redis, self.keyspace, self.subjects, self.port)
-        finally:
-            await redis.aclose()
-
-    async def persist(self) -> dict[str, float]:
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            return await persist_backlog(redis, self.keyspace)
-        finally:
-            await redis.aclose()
-
-    async def drop(self) -> None:
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            await drop_namespace(redis, self.keyspace.namespace)
-        finally:
-            await redis.aclose()
+    def drop(self) -> None:
+        asyncio.run(self._with_redis(lambda r: drop_namespace(r, self.keyspace.namespace)))
 
 
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+async def postgis_available(admin_url: str) -> bool:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return bool(
+            await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
+        )
+    finally:
+        await conn.close()
 
 
-def main() -> int:
+def prepare_peer(subjects: int, zones: int) -> str:
+    """A database of the peer's own, holding the same subjects, secrets and zones as the fleet."""
+    dsn = asyncio.run(create_database("casemgr_bench_peer"))
+    devices, circles = [], []
+    now_ms = int(time.time() * 1000)
+    for n in range(subjects):
+        config = subject(n, zones, 1, now_ms)
+        devices.append((device_id_of(n), secret_of(n)))
+        for zone in config.zones:
+            assert isinstance(zone.shape, CircleShape)
+            lon, lat = zone.shape.centre
+            circles.append(
+                (zone.id, config.device_id, zone.kind == "exclusion", lon, lat, zone.shape.radius_m)
+            )
+    asyncio.run(postgis_peer.prepare(dsn, devices, circles))
+    return dsn
+
+
+@dataclass
+class Options:
+    subjects: int = 1000
+    scales: list[int] = field(default_factory=list)
+    zones: int = 5
+    workers: int = 2
+    seconds: float = 10
+    rounds: int = 2
+    connections: int = 64
+    batch: int = 500
+    device_cache: int | None = None
+    persist: bool = True
+    peer: bool = False
+
+
+def measure(o: Options) -> dict[str, object]:
+    """Every figure of the module docstring, in one run; returns them (bench/run adds its own)."""
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    fleets = [Fleet(o.subjects)] + [Fleet(n) for n in o.scales]
+    main_fleet = fleets[0]
+    base_env = {
+        **os.environ,
+        "DATABASE_URL": admin_url,
+        "REDIS_URL": REDIS_URL,
+        "CASEMGR_ENV": "development",
+        "CASEMGR_LOG_LEVEL": "WARNING",
+        "CASEMGR_DATA_KEYS": f"bench:{DATA_KEY}",
+        "CASEMGR_TRACKING_SHARDS": str(SHARDS),
+        "PYTHONPATH": str(ROOT),
+    }
+    result: dict[str, object] = {
+        "benchmark": "tracking_ingest",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "subjects": o.subjects,
+        "scales": o.scales,
+        "zones_per_subject": o.zones,
+        "workers": o.workers,
+        "seconds": o.seconds,
+        "rounds": o.rounds,
+        "batch": o.batch,
+        "connections": o.connections,
+        "wrk_threads": os.cpu_count() or 1,
+        "server": "casemgr.serving (uvicorn, uvloop, httptools, a SO_REUSEPORT socket per worker)",
+    }
+    peer_port = 0
+    peer = Load()
+    if o.peer and not asyncio.run(postgis_available(admin_url)):
+        result["peer_skipped"] = "PostGIS is not installed in this PostgreSQL (bench/run installs it)"
+        print(result["peer_skipped"], flush=True)
+        o.peer = False
+    servers = []
+    try:
+        for fleet in fleets:
+            fleet.publish(o.zones)
+            print(f"published {fleet.subjects:,} subjects in {fleet.publish_s} s", flush=True)
+        limit_port = free_port()
+        servers.append(start("bench.empty_app:build", limit_port, o.workers, base_env))
+        if o.peer:
+            peer_dsn = prepare_peer(o.subjects, o.zones)
+            peer_port = free_port()
+            servers.append(
+                start(
+                    "bench.postgis_peer:build",
+                    peer_port,
+                    o.workers,
+                    {**base_env, "PEER_DATABASE_URL": peer_dsn},
+                )
+            )
+        for fleet in fleets:
+            fleet.port = free_port()
+            started = time.perf_counter()
+            env = {
+                **base_env,
+                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
+                "CASEMGR_TRACKING_DEVICE_CACHE": str(o.device_cache or max(200_000, fleet.subjects)),
+            }
+            servers.append(
+                start("tracking.asgi:build", fleet.port, o.workers, env, ready_path="/health/ready")
+            )
+            fleet.start_s = round(time.perf_counter() - started, 1)
+            print(f"tracking for {fleet.subjects:,} subjects ready in {fleet.start_s} s", flush=True)
+        rss_of = {fleet.subjects: servers[-len(fleets) + i].pid for i, fleet in enumerate(fleets)}
+        # Warm-ups: connections, code paths, prepared statements.
+        wrk(limit_port, o.subjects, 1, 3, o.connections)
+        targets = [(peer, peer_port, o.subjects)] if o.peer else []
+        targets += [(f.load, f.port, f.subjects) for f in fleets]
+        for _, port, subjects in targets:
+            wrk(port, subjects, 1, 3, o.connections)
+            wrk(port, subjects, o.batch, 3, 8)
+        limit: list[dict[str, float]] = []
+        # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on all.
+        for round_no in range(o.rounds):
+            limit.append(wrk(limit_port, o.subjects, 1, o.seconds, o.connections))
+            for load, port, subjects in targets:
+                load.single.append(wrk(port, subjects, 1, o.seconds, o.connections))
+                load.batched.append(wrk(port, subjects, o.batch, o.seconds, 8))
+            print(
+                f"round {round_no + 1}: limit {limit[-1]['requests_per_s']:,.0f} req/s; "
+                + (
+                    f"peer single {peer.single[-1]['requests_per_s']:,.0f} req/s, "
+                    f"batched {peer.batched[-1]['pings_per_s']:,.0f} pings/s; "
+                    if o.peer
+                    else ""
+                )
+                + "; ".join(
+                    f"{f.subjects:,}: single {f.load.single[-1]['requests_per_s']:,.0f} req/s, "
+                    f"batched {f.load.batched[-1]['pings_per_s']:,.0f} pings/s"
+                    for f in fleets
+                ),
+                flush=True,
+            )
+        result["limit_empty_litestar"] = Load(single=limit).summary()
+        if o.peer:
+            result["peer_postgis"] = peer.summary()
+        for fleet in fleets:
+            result[f"fleet_{fleet.subjects}"] = {
+                "publish_s": fleet.publish_s,
+                "ready_s": fleet.start_s,
+                "worker_rss_mb": largest_rss_mb(rss_of[fleet.subjects]),
+                "redis_bytes_per_subject": fleet.memory(),
+                **fleet.load.summary(),
+            }
+        for server in servers:
+            if server.pid != rss_of[o.subjects]:
+                stop(server)
+        servers = [s for s in servers if s.pid == rss_of[o.subjects]]
+        tracking_dsn = asyncio.run(create_database("casemgr_bench_tracking"))
+        asyncio.run(apply_migrations(tracking_dsn))
+        if o.persist:
+            result["persister"] = main_fleet.persist(tracking_dsn)
+            print("persister:", result["persister"], flush=True)
+        half = mean([r["requests_per_s"] for r in main_fleet.load.single]) / 2
+        result["at_half_rate"] = main_fleet.latency_and_lag(half, o.seconds, tracking_dsn)
+        print("at half rate:", result["at_half_rate"], flush=True)
+    finally:
+        for server in servers:
+            stop(server)
+        for fleet in fleets:
+            fleet.drop()
+    return result
+
+
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
+    """(measure, figure, detail, limit and verdict) for every figure of a run of measure()."""
+    subjects: int = result["subjects"]  # type: ignore[assignment]
+    fleet: dict[str, dict[str, float]] = result[f"fleet_{subjects}"]  # type: ignore[assignment]
+    limit_rps = result["limit_empty_litestar"]["single"]["requests_per_s"]  # type: ignore[index]
+    single, batched = fleet["single"], fleet["batched"]
+    share = single["requests_per_s"] / limit_rps
+    n = f"{subjects:,} subjects"
+    rows = [
+        ("limit: empty Litestar POST, single ping", f"{limit_rps:,} req/s", "mean of the rounds", ""),
+        (
+            f"tracking, single ping, {n}",
+            f"{single['requests_per_s']:,} req/s",
+            f"{share:.0%} of the limit; p50 {single['latency_p50_ms']} / p99 {single['latency_p99_ms']} ms",
+            f"≥ 60 % of the limit: {verdict(share >= 0.6)}",
+        ),
+        (
+            f"tracking, batches of {result['batch']}, {n}",
+            f"{batched['pings_per_s']:,} pings/s",
+            f"p50 {batched['latency_p50_ms']} / p99 {batched['latency_p99_ms']} ms per request",
+            f"≥ 100,000 pings/s: {verdict(batched['pings_per_s'] >= 100_000)}",
+        ),
+    ]
+    if "peer_postgis" in result:
+        peer: dict[str, dict[str, float]] = result["peer_postgis"]  # type: ignore[assignment]
+        for kind, figure, unit in (
+            ("single", "requests_per_s", "req/s"),
+            ("batched", "pings_per_s", "pings/s"),
+        ):
+            ours = fleet[kind][figure]
+            rows.append(
+                (
+                    f"peer: PostGIS, {'single ping' if kind == 'single' else 'batches'}, {n}",
+                    f"{peer[kind][figure]:,} {unit}",
+                    f"tracking is {ours / peer[kind][figure]:.1f}x; p50 {peer[kind]['latency_p50_ms']} / "
+                    f"p99 {peer[kind]['latency_p99_ms']} ms",
+                    "",
+                )
+            )
+    half: dict[str, float] = result["at_half_rate"]  # type: ignore[assignment]
+    rows.append(
+        (
+            "ping-to-alert at half the single-ping rate",
+            f"p99 {half['ping_to_alert_p99_ms']} ms",
+            f"p50 {half['ping_to_alert_p50_ms']} ms, {half['alerts']} alerts (stream ids: 1 ms resolution)",
+            f"≤ 250 ms: {verdict(half['ping_to_alert_p99_ms'] <= 250)}",
+        )
+    )
+    rows.append(
+        (
+            "persister lag at half the single-ping rate",
+            f"p99 {half['persister_lag_p99_ms']} ms",
+            f"p50 {half['persister_lag_p50_ms']} ms, max {half['persister_lag_max_ms']} ms: "
+            "the oldest queued ping not yet in PostgreSQL",
+            "",
+        )
+    )
+    if "persister" in result:
+        persisted: dict[str, float] = result["persister"]  # type: ignore[assignment]
+        rows.append(
+            (
+                "persister: queued pings into PostgreSQL",
+                f"{persisted['rows_per_s']:,} pings/s",
+                f"{persisted['rows']:,} rows in {persisted['seconds']} s, one process",
+                "",
+            )
+        )
+    scales: list[int] = result["scales"]  # type: ignore[assignment]
+    for scale in scales:
+        other: dict[str, dict[str, float]] = result[f"fleet_{scale}"]  # type: ignore[assignment]
+        m = f"{scale:,} subjects"
+        for kind, figure, unit in (
+            ("single", "requests_per_s", "req/s"),
+            ("batched", "pings_per_s", "pings/s"),
+        ):
+            ratio = other[kind][figure] / fleet[kind][figure]
+            rows.append(
+                (
+                    f"tracking, {'single ping' if kind == 'single' else 'batches'}, {m}",
+                    f"{other[kind][figure]:,} {unit}",
+                    f"{ratio - 1:+.0%} vs {n}",
+                    f"within 10 %: {verdict(ratio >= 0.9)}",
+                )
+            )
+    for size in [subjects, *scales]:
+        entry: dict[str, object] = result[f"fleet_{size}"]  # type: ignore[assignment]
+        mem: dict[str, float] = entry["redis_bytes_per_subject"]  # type: ignore[assignment]
+        rows.append(
+            (
+                f"Redis memory per subject, {size:,} subjects",
+                f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",
+                f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"ingest worker RSS, {size:,} subjects",
+                f"{entry['worker_rss_mb']} MB",
+                f"every configuration loaded in {entry['ready_s']} s at start",
+                "",
+            )
+        )
+    return rows
+
+
+def markdown_table(rows: list[tuple[str, str, str, str]]) -> str:
+    return "\n".join(
+        ["| measure | figure | detail | target |", "|---|---|---|---|"]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    )
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -493,8 +652,9 @@ def main() -> int:
     parser.add_argument(
         "--scale",
         type=int,
-        default=0,
-        help="also serve this many subjects (e.g. 1000000) beside --subjects and compare the rates in the same rounds",
+        action="append",
+        default=[],
+        help="also serve this many subjects (e.g. 1000000) and compare the rates in the same rounds; repeatable",
     )
     parser.add_argument("--zones", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -510,203 +670,42 @@ def main() -> int:
         default=None,
         help="CASEMGR_TRACKING_DEVICE_CACHE (default: every subject, as a production fleet is sized)",
     )
-    parser.add_argument("--no-persist", dest="persist", action="store_false", help="skip the persister phase")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--no-persist", dest="persist", action="store_false", help="skip the persister's drain"
+    )
+    parser.add_argument("--peer", action="store_true", help="also measure the PostGIS peer (needs PostGIS)")
+    args = parser.parse_args(argv)
+    return Options(
+        subjects=args.subjects,
+        scales=args.scale,
+        zones=args.zones,
+        workers=args.workers,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        connections=args.connections,
+        batch=args.batch,
+        device_cache=args.device_cache,
+        persist=args.persist,
+        peer=args.peer,
+    )
+
+
+def main() -> int:
+    o = parse_options()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-
-    fleets = [Fleet(args.subjects)] + ([Fleet(args.scale)] if args.scale else [])
-    main_fleet = fleets[0]
-    base_env = {
-        **os.environ,
-        "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        "REDIS_URL": REDIS_URL,
-        "CASEMGR_ENV": "development",
-        "CASEMGR_LOG_LEVEL": "WARNING",
-        "CASEMGR_DATA_KEYS": f"bench:{DATA_KEY}",
-        "CASEMGR_TRACKING_SHARDS": "64",
-        "PYTHONPATH": str(ROOT),
-    }
-    result: dict[str, object] = {
-        "benchmark": "tracking_ingest",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "subjects": args.subjects,
-        "scale_subjects": args.scale or None,
-        "zones_per_subject": args.zones,
-        "workers": args.workers,
-        "seconds": args.seconds,
-        "rounds": args.rounds,
-        "batch": args.batch,
-        "connections": args.connections,
-        "wrk_threads": os.cpu_count() or 1,
-        "server": "casemgr.serving (uvicorn, uvloop, httptools, a SO_REUSEPORT socket per worker)",
-    }
-    servers: list[subprocess.Popen[bytes]] = []
-    try:
-        for fleet in fleets:
-            asyncio.run(fleet.publish(args.zones))
-            print(f"published {fleet.subjects:,} subjects in {fleet.publish_s} s", flush=True)
-        empty_port = free_port()
-        servers.append(start("bench.empty_app:build", empty_port, args.workers, base_env))
-        for fleet in fleets:
-            fleet.port = free_port()
-            started = time.perf_counter()
-            env = {
-                **base_env,
-                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
-                "CASEMGR_TRACKING_DEVICE_CACHE": str(args.device_cache or max(200_000, fleet.subjects)),
-            }
-            servers.append(
-                start("tracking.asgi:build", fleet.port, args.workers, env, ready_path="/health/ready")
-            )
-            fleet.start_s = round(time.perf_counter() - started, 1)
-            print(f"tracking for {fleet.subjects:,} subjects ready in {fleet.start_s} s", flush=True)
-        # Warm-ups: connections, code paths, and (without a preload) the device caches.
-        wrk(empty_port, main_fleet.subjects, 1, 3, args.connections)
-        for fleet in fleets:
-            wrk(fleet.port, fleet.subjects, 1, 3, args.connections)
-            wrk(fleet.port, fleet.subjects, args.batch, 3, 8)
-        empty: list[float] = []
-        # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on all.
-        for round_no in range(args.rounds):
-            empty.append(
-                wrk(empty_port, main_fleet.subjects, 1, args.seconds, args.connections)["requests_per_s"]
-            )
-            for fleet in fleets:
-                fleet.single.append(
-                    wrk(fleet.port, fleet.subjects, 1, args.seconds, args.connections)["requests_per_s"]
-                )
-                fleet.batched.append(
-                    wrk(fleet.port, fleet.subjects, args.batch, args.seconds, 8)["pings_per_s"]
-                )
-            print(
-                f"round {round_no + 1}: empty {empty[-1]:,.0f} req/s; "
-                + "; ".join(
-                    f"{f.subjects:,}: single {f.single[-1]:,.0f} req/s, batched {f.batched[-1]:,.0f} pings/s"
-                    for f in fleets
-                ),
-                flush=True,
-            )
-        result["empty_litestar_single_rps"] = empty
-        for fleet in fleets:
-            result[f"fleet_{fleet.subjects}"] = {
-                "publish_s": fleet.publish_s,
-                "ready_s": fleet.start_s,
-                "single_rps": fleet.single,
-                "batched_pings_per_s": fleet.batched,
-                "worker_rss_mb": largest_rss_mb(servers[1 + fleets.index(fleet)].pid),
-            }
-        result["latency_at_half_rate"] = asyncio.run(
-            main_fleet.latency(mean(main_fleet.single) / 2, args.seconds)
-        )
-        print("latency:", result["latency_at_half_rate"], flush=True)
-        for fleet in fleets:
-            result[f"fleet_{fleet.subjects}"]["redis_bytes_per_subject"] = asyncio.run(fleet.memory())  # type: ignore[index]
-        for server in servers:
-            stop(server)
-        servers = []
-        if args.persist:
-            result["persister"] = asyncio.run(main_fleet.persist())
-            print("persister:", result["persister"], flush=True)
-    finally:
-        for server in servers:
-            stop(server)
-        for fleet in fleets:
-            asyncio.run(fleet.drop())
-
-    rows = table_rows(result, fleets, mean(empty), args.batch)
-    table = "\n".join(
-        ["| measure | figure | detail | limit |", "|---|---|---|---|"]
-        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    )
-    scale = f"-vs-{args.scale}s" if args.scale else ""
+    result = measure(o)
+    table = markdown_table(table_rows(result))
+    scale = "".join(f"-vs-{n}s" for n in o.scales)
     heading = (
-        f"{args.subjects:,} subjects{f' and {args.scale:,}' if args.scale else ''} of {args.zones} zones, "
-        f"{args.workers} workers, {args.rounds} rounds of {args.seconds:.0f} s per phase, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs), wrk ({os.cpu_count()} threads, {args.connections} "
+        f"{o.subjects:,} subjects{''.join(f', {n:,}' for n in o.scales)} of {o.zones} zones, "
+        f"{o.workers} workers, {o.rounds} rounds of {o.seconds:.0f} s per phase, "
+        f"on {platform.node()} ({os.cpu_count()} CPUs), wrk ({os.cpu_count()} threads, {o.connections} "
         f"connections) on the same machine"
     )
-    write_results(f"tracking-ingest-{args.subjects}s{scale}-w{args.workers}", result, heading, table)
+    write_results(f"tracking-ingest-{o.subjects}s{scale}-w{o.workers}", result, heading, table)
     print(table)
     return 0
-
-
-def table_rows(
-    result: dict[str, object], fleets: list[Fleet], empty: float, batch: int
-) -> list[tuple[str, str, str, str]]:
-    main_fleet = fleets[0]
-    single, batched = mean(main_fleet.single), mean(main_fleet.batched)
-    result["single_vs_empty"] = round(single / empty, 3)
-    lat: dict[str, float] = result["latency_at_half_rate"]  # type: ignore[assignment]
-    n = f"{main_fleet.subjects:,} subjects"
-    rows = [
-        ("empty Litestar POST, single ping (peer)", f"{empty:,.0f} req/s", "mean of the rounds", ""),
-        (f"tracking, single ping, {n}", f"{single:,.0f} req/s", f"{single / empty:.0%} of peer", "≥ 60 %"),
-        (f"tracking, batches of {batch}, {n}", f"{batched:,.0f} pings/s", "", "≥ 100,000 pings/s"),
-        (
-            "ping-to-alert p99 at half rate",
-            f"{lat['ping_to_alert_p99_ms']} ms",
-            f"p50 {lat['ping_to_alert_p50_ms']} ms, {lat['alerts']} alerts (stream ids: 1 ms resolution)",
-            "≤ 250 ms",
-        ),
-    ]
-    for fleet in fleets[1:]:
-        ratio_single = mean(fleet.single) / single
-        ratio_batched = mean(fleet.batched) / batched
-        result[f"scale_{fleet.subjects}_vs_{main_fleet.subjects}"] = {
-            "single": round(ratio_single, 3),
-            "batched": round(ratio_batched, 3),
-        }
-        m = f"{fleet.subjects:,} subjects"
-        rows.append(
-            (
-                f"tracking, single ping, {m}",
-                f"{mean(fleet.single):,.0f} req/s",
-                f"{ratio_single - 1:+.0%} vs {n}",
-                "within 10 %",
-            )
-        )
-        rows.append(
-            (
-                f"tracking, batches of {batch}, {m}",
-                f"{mean(fleet.batched):,.0f} pings/s",
-                f"{ratio_batched - 1:+.0%} vs {n}",
-                "within 10 %",
-            )
-        )
-    for fleet in fleets:
-        entry: dict[str, object] = result[f"fleet_{fleet.subjects}"]  # type: ignore[assignment]
-        mem: dict[str, float] = entry["redis_bytes_per_subject"]  # type: ignore[assignment]
-        rows.append(
-            (
-                f"Redis memory per subject, {fleet.subjects:,} subjects",
-                f"{mem['config_bytes'] + mem['state_bytes']:,.0f} B",
-                f"config {mem['config_bytes']:,.0f} B + state {mem['state_bytes']:,.0f} B",
-                "",
-            )
-        )
-        rows.append(
-            (
-                f"ingest worker RSS, {fleet.subjects:,} subjects",
-                f"{entry['worker_rss_mb']} MB",
-                f"device cache loaded in {entry['ready_s']} s at start",
-                "",
-            )
-        )
-    if "persister" in result:
-        persisted: dict[str, float] = result["persister"]  # type: ignore[assignment]
-        rows.append(
-            (
-                "persister: queued pings into PostgreSQL",
-                f"{persisted['rows_per_s']:,.0f} pings/s",
-                f"{persisted['rows']:,} rows in {persisted['seconds']} s, one process",
-                "",
-            )
-        )
-    return rows
 
 
 if __name__ == "__main__":

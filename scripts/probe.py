@@ -43,12 +43,26 @@ async def ensure_database(admin_url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+async def postgis(admin_url: str) -> tuple[bool, int]:
+    """Whether the server can create the PostGIS extension, and its major version."""
+    conn = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
+        return bool(available), int(await conn.fetchval("SHOW server_version_num")) // 10000
+    finally:
+        await conn.close()
+
+
 def main() -> int:
     command, *args = sys.argv[1:]
     if command == "pg":
         return 0 if asyncio.run(postgres_answers(args[0])) else 1
     if command == "redis":
         return 0 if asyncio.run(redis_answers(args[0])) else 1
+    if command == "postgis":  # prints the server's major version; 0 if PostGIS is there
+        available, major = asyncio.run(postgis(args[0]))
+        print(major)
+        return 0 if available else 1
     if command == "createdb":
         print(asyncio.run(ensure_database(args[0], args[1])))
         return 0

@@ -98,7 +98,9 @@ async def _seed_demo(args: argparse.Namespace) -> int:
 
         conn = await asyncpg.connect(settings.database_url)
         try:
-            devices = await seed_monitoring(conn, Keyring(settings.data_keys), datetime.now(UTC))
+            devices = await seed_monitoring(
+                conn, Keyring(settings.data_keys), datetime.now(UTC), count=args.monitored
+            )
         finally:
             await conn.close()
         path = _write_private(Path(args.devices_file), msgspec.json.format(msgspec.json.encode(devices)))
@@ -259,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--people", type=int, default=3000, help="how many people (default 3000)")
     seed.add_argument(
         "--devices-file", default=".data/demo-devices.json", help="where to write the demo devices' secrets"
+    )
+    seed.add_argument(
+        "--monitored",
+        type=int,
+        default=60,
+        help="how many community-corrections subjects get a monitoring order and a device (default 60)",
     )
     admin = commands.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--username", required=True)

@@ -90,11 +90,11 @@ async def test_entries_a_dead_consumer_took_are_reclaimed_by_another_and_streams
     taken = await rig.redis.xreadgroup(PERSISTER_GROUP, "dead", {stream: ">"}, count=10)
     assert taken and len(taken[0][1]) == 1  # taken, never acknowledged: the consumer "died"
     survivor = persister(rig, tracking_pool, consumer="alive", idle_ms=0)
-    assert await survivor.poll(stream) == 1
+    assert await survivor.poll([stream]) == 1
     assert await owner.fetchval("SELECT count(*) FROM pings WHERE device_id = $1", device.device_id) == 1
     assert (await rig.redis.xpending(stream, PERSISTER_GROUP))["pending"] == 0
-    survivor._trimmed_at.clear()
-    await survivor.poll(stream)
+    survivor._trimmed_at = 0.0
+    await survivor.poll([stream])
     assert await rig.redis.xlen(stream) == 0
 
 

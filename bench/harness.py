@@ -1,0 +1,145 @@
+"""How the benchmarks start servers and drive load: every server as casemgr serves its own
+(casemgr.serving: uvicorn, uvloop, httptools, a SO_REUSEPORT socket per worker), and wrk with
+the fleet's ping script (bench/wrk/pings.lua)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from fleet import SECRET_SALT
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(
+    app: str, port: int, workers: int, env: dict[str, str], ready_path: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Serve `app` as casemgr serves its own (casemgr.serving); with `ready_path`, wait until it
+    answers 200 there (the tracking workers report ready once their device cache is loaded)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "casemgr.serving",
+            app,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(1.0)  # let every worker finish its start-up
+                if ready_path is None or all_ready(port, ready_path, workers):
+                    return process
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def all_ready(port: int, path: str, workers: int) -> bool:
+    """Ready on enough fresh connections in a row that every worker's socket was reached."""
+    for _ in range(8 * workers):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+            if not s.recv(64).startswith(b"HTTP/1.1 200"):
+                return False
+    return True
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+_RUN = iter(range(1, 1000))
+# A run's pings per device stay far below this; each run's sequence numbers (and fix times,
+# one second per number from the base) start above the last run's, so no run repeats a ping.
+_SEQS_PER_RUN = 100_000
+
+
+def wrk(port: int, subjects: int, batch: int, seconds: float, connections: int) -> dict[str, float]:
+    first = next(_RUN) * _SEQS_PER_RUN
+    base = int(time.time()) - 35 * 86_400
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{os.cpu_count() or 1}",  # wrk's advice: a thread per core
+            f"-c{connections}",
+            f"-d{seconds:.0f}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "wrk" / "pings.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(subjects),
+            str(batch),
+            str(base),
+            str(first),
+            SECRET_SALT,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "requests_per_s": rate,
+        "pings_per_s": rate * batch,
+        "requests": requests,
+        "non_2xx": int(bad[1]) if bad else 0,
+        "socket_errors": errors[1] if errors else "",
+        "latency_p50_ms": _wrk_latency_ms(output, "50%"),
+        "latency_p99_ms": _wrk_latency_ms(output, "99%"),
+    }
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _wrk_latency_ms(output: str, quantile: str) -> float:
+    """A line of wrk's "Latency Distribution" (--latency), e.g. "     99%    4.61ms"."""
+    found = re.search(rf"^\s+{re.escape(quantile)}\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {quantile} latency:\n{output}")
+    return round(float(found[1]) * _UNIT_MS[found[2]], 2)
+
+
+async def create_database(name: str) -> str:
+    """A fresh database of that name on the server of DATABASE_URL; returns its URL."""
+    admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    parts = urlsplit(admin)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
