@@ -101,6 +101,11 @@ async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int) -
     sha = await redis.script_load(script)
     now_ms = int(time.time() * 1000)
     started = time.perf_counter()
+    # Every subject has the same curfew in the same time zone, so the times of its deadlines are
+    # worked out once (it was half the time of publishing a million subjects).
+    curfew = [
+        (member.split("|")[0], ms) for member, ms in schedule_deadlines(subject(0, zones, 1, now_ms), now_ms)
+    ]
     for first in range(0, subjects, 2000):
         pipe = redis.pipeline(transaction=False)
         for n in range(first, min(first + 2000, subjects)):
@@ -116,7 +121,9 @@ async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int) -
                 keys.blob,
                 1,
                 msgspec.msgpack.encode(config_fields(config)),
-                msgspec.msgpack.encode([list(d) for d in schedule_deadlines(config, now_ms)]),
+                msgspec.msgpack.encode(
+                    [[f"{kind}|{config.device_id}|{n * 10 + 1}", ms] for kind, ms in curfew]
+                ),
                 msgspec.msgpack.encode(config),
             )
         await pipe.execute()

@@ -161,7 +161,8 @@ def officers_under_load(seconds: float, officers: int, monitored: int, workers: 
             check=False,  # locust exits 1 when a request failed: the failures are reported below
             capture_output=True,
         )
-        stats = {row["Name"]: row for row in csv.DictReader((work / "locust_stats.csv").open())}
+        with (work / "locust_stats.csv").open() as f:
+            stats = {row["Name"]: row for row in csv.DictReader(f)}
     finally:
         for process in processes:
             stop(process)

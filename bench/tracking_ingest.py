@@ -195,7 +195,6 @@ async def paced_latency(
     cutters = iter(range(subjects - 1, -1, -1))
     sent_at: dict[str, float] = {}
     seqs: dict[str, int] = {}
-    base = int(time.time()) - 20 * 86_400
     stop_at = time.perf_counter() + seconds
     latencies: list[float] = []
 
@@ -214,12 +213,14 @@ async def paced_latency(
             if n is None:
                 cut, n = False, rng.randrange(subjects // 2)
             device_id, secret, (lon, lat) = device_id_of(n), secret_of(n), home_of(n)
-            seq = seqs[device_id] = seqs.get(device_id, 10**7) + 1
+            # Above every number the phases before used (the memory sample's is 10**9).
+            seq = seqs[device_id] = seqs.get(device_id, 2 * 10**9) + 1
             body = msgspec.json.encode(
                 {
                     "device_id": device_id,
                     "seq": seq,
-                    "fix_time": datetime.fromtimestamp(base + seq - 10**7, tz=UTC).isoformat(),
+                    # Newer than any fix of the phases before, so that the state machine applies it.
+                    "fix_time": datetime.now(UTC).isoformat(),
                     "latitude": lat,
                     "longitude": lon,
                     "accuracy_m": 8.0,
@@ -249,6 +250,8 @@ async def paced_latency(
             device_id = fields[b"dev"].decode()
             if fields[b"kind"] == b"strap_tamper" and device_id in sent_at:
                 alert_latency.append(int(entry_id.split(b"-")[0]) - sent_at[device_id])
+    if not alert_latency:
+        raise RuntimeError(f"none of {len(sent_at)} cut straps raised an alert: the measurement is broken")
     return {
         "target_rate": rate,
         "achieved_rate": len(latencies) / seconds,

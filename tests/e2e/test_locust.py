@@ -1,0 +1,134 @@
+"""The locust scenarios (bench/locust/locustfile.py) drive the real system without a failure:
+devices upload single pings and batches that reach PostgreSQL, officers go through their day."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.e2e.test_process import casemgr, env_for, free_port, fresh_database  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFICER_OPERATIONS = {"/cases", "/people?q=", "/cases/{id}", "/alerts", "/alerts/{id}/acknowledge"}
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"nothing ready on port {port}")
+
+
+@pytest.fixture
+def demo_system(fresh_database: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
+    """The demo city on both services and the tracking workers, one process each."""
+    env = env_for(
+        fresh_database,
+        CASEMGR_ENV="demo",
+        CASEMGR_MFA_REQUIRED="false",
+        CASEMGR_LOG_LEVEL="WARNING",
+        CASEMGR_TRACKING_NAMESPACE=f"locust{os.getpid()}",
+        CASEMGR_TRACKING_SHARDS="4",
+    )
+    devices_file = tmp_path / "devices.json"
+    assert casemgr(env, "migrate").returncode == 0
+    seeded = casemgr(env, "seed-demo", "--people", "400", "--monitored", "12", "--devices-file", str(devices_file))
+    assert seeded.returncode == 0, seeded.stderr
+    web, tracking = free_port(), free_port()
+    command = [sys.executable, "-m", "casemgr"]
+    processes = [
+        subprocess.Popen([*command, "serve", "--port", str(web), "--workers", "1"], env=env),
+        subprocess.Popen([*command, "tracking", "serve", "--port", str(tracking), "--workers", "1"], env=env),
+        subprocess.Popen([*command, "tracking", "workers"], env=env),
+    ]
+    try:
+        wait_ready(web)
+        wait_ready(tracking)
+        yield (
+            {
+                **env,
+                "CASEMGR_URL": f"http://127.0.0.1:{web}",
+                "TRACKING_URL": f"http://127.0.0.1:{tracking}",
+                "LOCUST_DEVICES_FILE": str(devices_file),
+            },
+            tmp_path,
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def test_the_device_fleet_and_the_officers_run_without_a_failure(
+    demo_system: tuple[dict[str, str], Path], fresh_database: str
+) -> None:
+    env, workdir = demo_system
+    env = {
+        **env,
+        "LOCUST_FIX_EVERY_S": "0.5",
+        "LOCUST_BATCH_FIXES": "4",
+        "LOCUST_SINGLE_SHARE": "0.5",
+        "LOCUST_OFFICER_USERS": "4",
+        "LOCUST_THINK_S": "0.2",
+    }
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("locust")),
+            "-f",
+            str(ROOT / "bench" / "locust" / "locustfile.py"),
+            "--headless",
+            "--users",
+            "100",
+            "--spawn-rate",
+            "100",
+            "--run-time",
+            "8s",
+            "--csv",
+            str(workdir / "run"),
+            "--only-summary",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    with (workdir / "run_stats.csv").open() as f:
+        stats = {row["Name"]: row for row in csv.DictReader(f)}
+    assert int(stats["Aggregated"]["Failure Count"]) == 0
+    for name in ["/v1/pings (single)", "/v1/pings (batch)", "/auth/login", *OFFICER_OPERATIONS]:
+        assert int(stats[name]["Request Count"]) > 0, name
+    # What the devices sent is in PostgreSQL (the workers persisted it), each ping once.
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        for _ in range(50):
+            stored = await conn.fetchval("SELECT count(*) FROM pings")
+            if stored:
+                break
+            await asyncio.sleep(0.2)
+        assert stored > 0
+        repeated = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM pings GROUP BY device_id, seq HAVING count(*) > 1) AS r"
+        )
+        assert repeated == 0
+        assert await conn.fetchval("SELECT count(*) FROM alerts WHERE status = 'acknowledged'") > 0
+    finally:
+        await conn.close()
