@@ -16,7 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.test_process import casemgr, env_for, free_port, fresh_database  # noqa: F401 (a fixture)
+from tests.e2e.test_process import casemgr, env_for, free_port
+from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICER_OPERATIONS = {"/cases", "/people?q=", "/cases/{id}", "/alerts", "/alerts/{id}/acknowledge"}
@@ -47,7 +48,9 @@ def demo_system(fresh_database: str, tmp_path: Path) -> Iterator[tuple[dict[str,
     )
     devices_file = tmp_path / "devices.json"
     assert casemgr(env, "migrate").returncode == 0
-    seeded = casemgr(env, "seed-demo", "--people", "400", "--monitored", "12", "--devices-file", str(devices_file))
+    seeded = casemgr(
+        env, "seed-demo", "--people", "400", "--monitored", "12", "--devices-file", str(devices_file)
+    )
     assert seeded.returncode == 0, seeded.stderr
     web, tracking = free_port(), free_port()
     command = [sys.executable, "-m", "casemgr"]
@@ -75,19 +78,8 @@ def demo_system(fresh_database: str, tmp_path: Path) -> Iterator[tuple[dict[str,
             process.wait(timeout=30)
 
 
-async def test_the_device_fleet_and_the_officers_run_without_a_failure(
-    demo_system: tuple[dict[str, str], Path], fresh_database: str
-) -> None:
-    env, workdir = demo_system
-    env = {
-        **env,
-        "LOCUST_FIX_EVERY_S": "0.5",
-        "LOCUST_BATCH_FIXES": "4",
-        "LOCUST_SINGLE_SHARE": "0.5",
-        "LOCUST_OFFICER_USERS": "4",
-        "LOCUST_THINK_S": "0.2",
-    }
-    run = subprocess.run(
+def run_locust(env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             str(Path(sys.executable).with_name("locust")),
             "-f",
@@ -110,6 +102,21 @@ async def test_the_device_fleet_and_the_officers_run_without_a_failure(
         timeout=60,
         check=False,
     )
+
+
+async def test_the_device_fleet_and_the_officers_run_without_a_failure(
+    demo_system: tuple[dict[str, str], Path], fresh_database: str
+) -> None:
+    env, workdir = demo_system
+    env = {
+        **env,
+        "LOCUST_FIX_EVERY_S": "0.5",
+        "LOCUST_BATCH_FIXES": "4",
+        "LOCUST_SINGLE_SHARE": "0.5",
+        "LOCUST_OFFICER_USERS": "4",
+        "LOCUST_THINK_S": "0.2",
+    }
+    run = await asyncio.to_thread(run_locust, env, workdir)
     assert run.returncode == 0, run.stderr[-3000:]
     with (workdir / "run_stats.csv").open() as f:
         stats = {row["Name"]: row for row in csv.DictReader(f)}
