@@ -315,7 +315,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
         rows.append(
             (
                 f"{size:,} subjects: worker RSS; Redis per subject",
-                f"{entry['worker_rss_mb']} MB; {memory['config_bytes'] + memory['state_bytes']:,.0f} B",
+                f"{entry['worker_rss_mb']:,.0f} MB; {memory['config_bytes'] + memory['state_bytes']:,.0f} B",
                 "",
                 "",
                 f"configurations loaded in {entry['ready_s']} s",
