@@ -134,6 +134,8 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
             keyring=Keyring(settings.data_keys),
             keyspace=KeySpace(settings.tracking_shards, settings.tracking_namespace),
             max_batch=settings.tracking_max_batch,
+            max_backlog=settings.tracking_max_backlog,
+            device_uploads_per_minute=settings.tracking_device_uploads_per_minute,
             future_tolerance_ms=settings.tracking_future_tolerance_seconds * 1000,
             cache_size=settings.tracking_device_cache,
         )

@@ -29,6 +29,8 @@ from casemgr.errors import (
     FieldError,
     Forbidden,
     PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -85,6 +87,10 @@ class Ingest:
     max_batch: int = 1000
     future_tolerance_ms: int = 120_000
     cache_size: int = 200_000
+    # Backpressure: queued uploads per shard's ping stream before ingest answers 503 (0: no bound).
+    max_backlog: int = 0
+    # Uploads a device may make per minute before ingest answers 429 (0: any number).
+    device_uploads_per_minute: int = 0
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # On a single Redis server the ingest script goes through this pipelined channel.
     pipe: ScriptPipe | None = None
@@ -117,7 +123,13 @@ class Ingest:
                         FieldError(field=f"[{r.index}]", message=r.reason) for r in rejected + rejected_now
                     ],
                 )
-            args: list[Any] = [device.version, _encode(fixes), entry.fields]
+            args: list[Any] = [
+                device.version,
+                _encode(fixes),
+                entry.fields,
+                self.max_backlog,
+                self.device_uploads_per_minute,
+            ]
             if self.pipe is not None:
                 result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
             else:
@@ -131,6 +143,17 @@ class Ingest:
                 entry = self._install(device_id, bytes(blob) if blob else None)
                 self._admit(entry.device, authorization, signature, body, now)
                 continue
+            if status == b"busy":
+                raise ServiceUnavailable(
+                    "the ping queue is over its bound: keep the pings and send them again shortly",
+                    reason="backlog_full",
+                )
+            if status == b"limited":
+                raise TooManyRequests(
+                    f"more than {self.device_uploads_per_minute} uploads from this device in a minute",
+                    retry_after_s=math.ceil(int(result[1]) / 1000),
+                    reason="device_rate_limited",
+                )
             self._cache.pop(device_id, None)
             if status == b"no_order":
                 raise Forbidden("the device has no active monitoring order", reason="no_active_order")

@@ -92,6 +92,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Whether each ingest worker loads every published configuration (up to the cache size)
     # when it starts, and reports not ready until it has.
     tracking_preload: bool = True
+    # Backpressure: uploads queued on one shard's ping stream (of tracking_shards) before ingest
+    # answers 503 with Retry-After; devices keep their pings and send them again. Size it from
+    # Redis's memory: a queued upload takes about 150 bytes plus 40 per ping.
+    tracking_max_backlog: int = 20_000
+    # Uploads one device may make per minute before ingest answers 429 (a device reports every
+    # interval, and resends what was refused).
+    tracking_device_uploads_per_minute: int = 120
 
     @property
     def is_production(self) -> bool:
@@ -207,6 +214,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_max_batch": ("CASEMGR_TRACKING_MAX_BATCH", 1),
         "tracking_future_tolerance_seconds": ("CASEMGR_TRACKING_FUTURE_TOLERANCE_SECONDS", 0),
         "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
+        "tracking_max_backlog": ("CASEMGR_TRACKING_MAX_BACKLOG", 0),
+        "tracking_device_uploads_per_minute": ("CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE", 0),
         "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
         "alert_escalation_interval_seconds": ("CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS", 0),
         "notification_interval_seconds": ("CASEMGR_NOTIFICATION_INTERVAL_SECONDS", 0),

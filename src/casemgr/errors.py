@@ -155,10 +155,24 @@ class PurposeRequired(CasemgrError):
     title = "Purpose required"
 
 
+class TooManyRequests(CasemgrError):
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, reason: str | None = None) -> None:
+        super().__init__(detail, reason=reason)
+        self.retry_after_s = max(1, retry_after_s)
+
+
 class ServiceUnavailable(CasemgrError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5, reason: str | None = None) -> None:
+        super().__init__(detail, reason=reason)
+        self.retry_after_s = max(1, retry_after_s)
 
 
 __all__ = [
@@ -174,6 +188,7 @@ __all__ = [
     "PossibleDuplicate",
     "PurposeRequired",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthenticated",
     "UnsupportedMediaType",
     "ValidationFailed",

@@ -26,6 +26,7 @@ from casemgr.errors import (
     Forbidden,
     PurposeRequired,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthenticated,
     ValidationFailed,
 )
@@ -77,8 +78,8 @@ def problem(
 def handle_casemgr_error(request: Request[Any, Any, Any], exc: CasemgrError) -> Response[dict[str, Any]]:
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    if isinstance(exc, ServiceUnavailable):
-        headers = {"Retry-After": "5"}
+    if isinstance(exc, ServiceUnavailable | TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return problem(
         request,
         status=exc.status,
