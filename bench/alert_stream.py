@@ -111,6 +111,9 @@ def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         "REDIS_URL": REDIS_URL,
         "CASEMGR_ENV": "development",
         "CASEMGR_LOG_LEVEL": "WARNING",
+        # Every client of a benchmark is one address on loopback: the per-address limits are off.
+        "CASEMGR_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
+        "CASEMGR_RATE_LIMIT_LOGINS_PER_ADDRESS_PER_MINUTE": "0",
         "CASEMGR_DATA_KEYS": "b1:" + base64.b64encode(os.urandom(32)).decode(),
         "CASEMGR_TASK_ENGINE_INTERVAL_SECONDS": "0",
         "CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS": "0",

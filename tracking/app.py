@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from casemgr.config import Settings
 from casemgr.crypto import Keyring
 from casemgr.errors import PayloadTooLarge, ServiceUnavailable
+from casemgr.ratelimit import Limit, RateLimiter
 from casemgr.redis_client import RedisClient, create_redis
 from casemgr.web.problems import EXCEPTION_HANDLERS
 from tracking.ingest import Ingest
@@ -64,6 +65,7 @@ async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
         signature=wanted.get(b"x-signature"),
         content_type=wanted.get(b"content-type", ""),
         body=await _body(receive),
+        address=client[0] if (client := http.get("client")) else "",
     )
     payload = _encode_json(reply)
     start: HTTPResponseStartEvent = {
@@ -136,6 +138,10 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
             max_batch=settings.tracking_max_batch,
             max_backlog=settings.tracking_max_backlog,
             device_uploads_per_minute=settings.tracking_device_uploads_per_minute,
+            rate_limiter=RateLimiter(client, namespace=settings.tracking_namespace),
+            failed_auth_limit=Limit(
+                "failed-device-auth-per-address", settings.tracking_failed_auth_per_address_per_minute
+            ),
             future_tolerance_ms=settings.tracking_future_tolerance_seconds * 1000,
             cache_size=settings.tracking_device_cache,
         )

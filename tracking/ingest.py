@@ -35,6 +35,7 @@ from casemgr.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from casemgr.ratelimit import NO_LIMIT, Limit, RateLimiter
 from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
 from tracking.geometry import METRES_PER_DEGREE
@@ -91,6 +92,11 @@ class Ingest:
     max_backlog: int = 0
     # Uploads a device may make per minute before ingest answers 429 (0: any number).
     device_uploads_per_minute: int = 0
+    # Refused authentications per source address, counted in Redis for every worker; past the
+    # limit the address gets 429 until the window ends, from this worker without asking Redis.
+    rate_limiter: RateLimiter | None = None
+    failed_auth_limit: Limit = NO_LIMIT
+    _blocked: dict[str, float] = field(default_factory=dict)
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # On a single Redis server the ingest script goes through this pipelined channel.
     pipe: ScriptPipe | None = None
@@ -101,6 +107,41 @@ class Ingest:
     async def upload(
         self,
         *,
+        device_id: str | None,
+        authorization: str | None,
+        signature: str | None,
+        content_type: str,
+        body: bytes,
+        address: str = "",
+    ) -> IngestReply:
+        blocked_until = self._blocked.get(address)
+        if blocked_until is not None:
+            if blocked_until > time.monotonic():
+                raise TooManyRequests(
+                    "too many refused authentications from this address; wait before sending again",
+                    retry_after_s=math.ceil(blocked_until - time.monotonic()),
+                    reason="address_rate_limited",
+                )
+            del self._blocked[address]
+        try:
+            return await self._upload(device_id, authorization, signature, content_type, body)
+        except Unauthenticated:
+            await self._count_refusal(address)
+            raise
+
+    async def _count_refusal(self, address: str) -> None:
+        if self.rate_limiter is None or not address:
+            return
+        try:
+            await self.rate_limiter.hit((self.failed_auth_limit, address))
+        except TooManyRequests as e:
+            if len(self._blocked) > 100_000:  # many addresses at once: forget, Redis still counts
+                self._blocked.clear()
+            self._blocked[address] = time.monotonic() + e.retry_after_s
+            raise
+
+    async def _upload(
+        self,
         device_id: str | None,
         authorization: str | None,
         signature: str | None,

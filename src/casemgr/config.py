@@ -50,6 +50,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A session that has passed the password but not yet the second factor.
     pending_session_seconds: int = 5 * 60
     login_max_failures: int = 5
+    # Rate limits, shared by every worker through Redis (0: none). A source address is the
+    # connection's peer, or what a trusted proxy says (uvicorn's --forwarded-allow-ips).
+    rate_limit_per_address_per_minute: int = 1200
+    rate_limit_per_account_per_minute: int = 600
+    rate_limit_logins_per_address_per_minute: int = 30
+    # Device uploads refused for a wrong secret or an unknown device, per source address, before
+    # the ingest refuses that address outright for the rest of the minute.
+    tracking_failed_auth_per_address_per_minute: int = 60
     login_failure_window_seconds: int = 15 * 60
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
@@ -201,6 +209,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "session_idle_seconds": ("CASEMGR_SESSION_IDLE_SECONDS", 1),
         "session_absolute_seconds": ("CASEMGR_SESSION_ABSOLUTE_SECONDS", 1),
         "login_max_failures": ("CASEMGR_LOGIN_MAX_FAILURES", 1),
+        "rate_limit_per_address_per_minute": ("CASEMGR_RATE_LIMIT_PER_ADDRESS_PER_MINUTE", 0),
+        "rate_limit_per_account_per_minute": ("CASEMGR_RATE_LIMIT_PER_ACCOUNT_PER_MINUTE", 0),
+        "rate_limit_logins_per_address_per_minute": ("CASEMGR_RATE_LIMIT_LOGINS_PER_ADDRESS_PER_MINUTE", 0),
+        "tracking_failed_auth_per_address_per_minute": (
+            "CASEMGR_TRACKING_FAILED_AUTH_PER_ADDRESS_PER_MINUTE",
+            0,
+        ),
         "login_failure_window_seconds": ("CASEMGR_LOGIN_FAILURE_WINDOW_SECONDS", 1),
         "argon2_time_cost": ("CASEMGR_ARGON2_TIME_COST", 1),
         "argon2_memory_kib": ("CASEMGR_ARGON2_MEMORY_KIB", 8),

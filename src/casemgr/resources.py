@@ -20,6 +20,7 @@ from casemgr.config import Settings
 from casemgr.crypto import Keyring
 from casemgr.db import create_pool
 from casemgr.monitoring.publisher import TrackingLink
+from casemgr.ratelimit import ApiLimits, RateLimiter
 from casemgr.redis_client import RedisClient, create_redis
 
 
@@ -36,6 +37,8 @@ class Resources:
     tracking: TrackingLink
     # Wakes the live alert streams of this process.
     alert_feed: AlertFeed
+    rate_limiter: RateLimiter
+    api_limits: ApiLimits
 
     @classmethod
     def assemble(
@@ -65,6 +68,8 @@ class Resources:
             tracking=TrackingLink.create(
                 redis, KeySpace(settings.tracking_shards, settings.tracking_namespace)
             ),
+            rate_limiter=RateLimiter(redis),
+            api_limits=ApiLimits.from_settings(settings),
         )
 
     @classmethod

@@ -1,10 +1,13 @@
 """Ingest under pressure: past the queue's bound it answers 503, past a device's uploads per
-minute 429, both with Retry-After; what it refused is not taken, so the device's resend counts."""
+minute 429, both with Retry-After; what it refused is not taken, so the device's resend counts.
+An address that keeps failing to authenticate is closed for the rest of the minute."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -13,13 +16,14 @@ from tracking.app import create_app
 from tracking.ingest import Ingest
 
 from casemgr.config import Settings
+from casemgr.ratelimit import Limit, RateLimiter
 from tests.tracking.conftest import KEYRING, Device, Rig, now_ms
 
 POSITION = {"longitude": 121.47, "latitude": 31.23, "accuracy_m": 8.0}
 
 
-def ingest_with(rig: Rig, **limits: int) -> Ingest:
-    return Ingest(redis=rig.redis, scripts=rig.scripts, keyring=KEYRING, keyspace=rig.keyspace, **limits)
+def ingest_with(rig: Rig, **options: Any) -> Ingest:
+    return Ingest(redis=rig.redis, scripts=rig.scripts, keyring=KEYRING, keyspace=rig.keyspace, **options)
 
 
 def client_for(rig: Rig, settings: Settings, ingest: Ingest) -> httpx.AsyncClient:
@@ -91,3 +95,31 @@ async def test_a_device_past_its_uploads_per_minute_gets_429_with_the_wait_and_n
     assert len(queued) == 3
     # The limit is the device's own: another device of the fleet is not held back.
     assert (await send(limited, other, other.ping(t, **POSITION))).status_code == 202
+
+
+async def test_refused_authentications_from_one_address_close_it_on_every_worker_for_the_minute(
+    rig: Rig, settings: Settings
+) -> None:
+    limiter = RateLimiter(rig.redis, namespace=f"rl{uuid.uuid4().hex[:8]}")
+    limit = Limit("failed-device-auth-per-address", 3)
+
+    def worker(address: str) -> httpx.AsyncClient:
+        ingest = ingest_with(rig, rate_limiter=limiter, failed_auth_limit=limit)
+        app = create_app(settings, redis=rig.redis)
+        app.state.redis, app.state.ingest = rig.redis, ingest
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 50000)), base_url="http://tracking"
+        )
+
+    device = await rig.device()
+    guessed = Device(device.device_id, "a-guessed-secret", device.config)
+    t = now_ms() - 60_000
+    async with worker("10.1.2.3") as first, worker("10.1.2.3") as second, worker("10.9.9.9") as elsewhere:
+        for client in (first, second, first):
+            assert (await send(client, guessed, guessed.ping(t, **POSITION))).status_code == 401
+        refused = await send(second, guessed, guessed.ping(t, **POSITION))
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        # The address is closed on that worker, even to the right secret; the device elsewhere is not.
+        assert (await send(second, device, device.ping(t, **POSITION))).status_code == 429
+        assert (await send(elsewhere, device, device.ping(t + 1000, **POSITION))).status_code == 202

@@ -44,7 +44,7 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
 
-    @post("/login", status_code=200, opt=public("auth.login"))
+    @post("/login", status_code=200, opt=public("auth.login", login=True))
     async def login(self, request: AnyRequest, data: JSONBody[LoginRequest], ctx: Ctx) -> SessionOut:
         """Check a password. The session it returns may still need the second factor."""
         resources = resources_of(request)

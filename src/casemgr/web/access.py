@@ -46,8 +46,9 @@ def access(
     return {"action": action, "roles": frozenset(roles), "purpose": purpose, "mfa_stage": mfa_stage}
 
 
-def public(action: str) -> dict[str, Any]:
-    return {"action": action, "public": True}
+def public(action: str, *, login: bool = False) -> dict[str, Any]:
+    """A route open without a session; ``login`` routes count against the per-address login limit."""
+    return {"action": action, "public": True, "login": login}
 
 
 def _bearer_token(header: str | None) -> str | None:
@@ -99,15 +100,27 @@ def stated_purpose(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None
 
 async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     opt = handler.opt
+    resources = resources_of(connection)
+    limits = resources.api_limits
+    address = connection.client.host if connection.client else "unknown"
     if opt.get("public"):
-        return
+        if opt.get("login"):
+            await resources.rate_limiter.hit(
+                (limits.per_address, address), (limits.logins_per_address, address)
+            )
+        return  # health probes and the schema are not limited
     token = _bearer_token(connection.headers.get("authorization"))
     if token is None:
+        await resources.rate_limiter.hit((limits.per_address, address))
         raise Unauthenticated(
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>'",
             reason="missing_token",
         )
-    principal = await resources_of(connection).sessions.resolve(token)
+    principal = await resources.sessions.resolve(token)
+    checks = [(limits.per_address, address)]
+    if principal is not None:
+        checks.append((limits.per_account, str(principal.account_id)))
+    await resources.rate_limiter.hit(*checks)
     if principal is None:
         raise Unauthenticated(
             "the session has ended or never existed; log in again", reason="session_invalid"
