@@ -1,4 +1,5 @@
-"""Private servers for tests that need what the shared ones are not: a Redis Cluster.
+"""Private servers for tests that need what the shared ones are not: a Redis Cluster, a Redis
+with AOF or a PostgreSQL that a test may kill and start again.
 
 Started from the system's redis-server on free loopback ports in a temporary folder, and
 stopped afterwards. Nothing here is a stand-in: it is the real server, configured apart.
@@ -6,10 +7,13 @@ stopped afterwards. Nothing here is a stand-in: it is the real server, configure
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,3 +144,151 @@ def redis_on_unix_socket(workdir: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start on port {port}")
+
+
+class PrivateRedis:
+    """A Redis of the test's own on a free port, with AOF (appendfsync always), that the test
+    can kill and start again on the same port and data."""
+
+    def __init__(self, workdir: Path) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed (scripts/test installs it)")
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, "redis-server", self.process)
+
+    def kill(self) -> None:
+        """SIGKILL: what is on disk is what the AOF holds."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def _pg_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL's server binaries are not installed (scripts/test installs them)")
+    return found[-1].parent
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temporary folder, a free port, trust
+    authentication), which the test can stop hard and start again. As root, the server runs as
+    the postgres user, which it insists on."""
+
+    def __init__(self) -> None:
+        self.bindir = _pg_bindir()
+        # Outside pytest's tmp_path, whose parents only root may enter.
+        self.root = Path(tempfile.mkdtemp(prefix="casemgr-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth",
+            "trust",
+            "-E",
+            "UTF8",
+        )
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self._as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        """ "immediate" is a crash as far as the clients can tell (recovery runs at the next start)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
