@@ -166,13 +166,14 @@ def _wait_for_port(port: int, what: str, process: subprocess.Popen[bytes] | None
 
 
 class PrivateRedis:
-    """A Redis of the test's own on a free port, with AOF (appendfsync always), that the test
-    can kill and start again on the same port and data."""
+    """A Redis of the test's own on a free port, with AOF, that the test can kill and start
+    again on the same port and data."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, appendfsync: str = "always") -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (scripts/test installs it)")
         self.workdir = workdir
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -195,7 +196,7 @@ class PrivateRedis:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.appendfsync,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -210,8 +211,8 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(workdir)
+def private_redis(workdir: Path, appendfsync: str = "always") -> Iterator[PrivateRedis]:
+    server = PrivateRedis(workdir, appendfsync)
     server.start()
     try:
         yield server

@@ -45,6 +45,9 @@ class StreamConsumer:
     trim_every_s: float = 5.0
     _reclaimed_at: float = 0.0
     _trimmed_at: float = 0.0
+    # Set when a sweep failed: the entries it took are pending under this consumer's name, and
+    # the next sweep takes them again at once (another consumer would wait reclaim_idle_ms).
+    _retry_own: bool = False
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -80,24 +83,30 @@ class StreamConsumer:
         per_stream = max(1, self.batch // len(streams))
         reclaim = time.monotonic() - self._reclaimed_at > self.reclaim_every_s
         pipe = self.redis.pipeline(transaction=False)
+        retry_own, self._retry_own = self._retry_own, False
         if reclaim:
             self._reclaimed_at = time.monotonic()
             for stream in streams:
                 pipe.xautoclaim(
                     stream, self.group, self.consumer, self.reclaim_idle_ms, start_id="0-0", count=per_stream
                 )
+        if retry_own:
+            for stream in streams:  # "0": this consumer's own pending entries
+                pipe.xreadgroup(self.group, self.consumer, {stream: "0"}, count=per_stream)
         for stream in streams:
             pipe.xreadgroup(self.group, self.consumer, {stream: ">"}, count=per_stream)
         replies = await pipe.execute()
-        taken: dict[str, list[Entry]] = {stream: [] for stream in streams}
+        taken: dict[str, dict[bytes, Entry]] = {stream: {} for stream in streams}
         if reclaim:
             for stream, (_, claimed, _) in zip(streams, replies[: len(streams)], strict=True):
-                taken[stream].extend(claimed)
+                taken[stream].update((entry_id, (entry_id, fields)) for entry_id, fields in claimed)
             replies = replies[len(streams) :]
-        for stream, fresh in zip(streams, replies, strict=True):
-            for _, items in cast(list[tuple[bytes, list[Entry]]], fresh or []):
-                taken[stream].extend(items)
-        return taken
+        for index, read in enumerate(replies):
+            stream = streams[index % len(streams)]
+            for _, items in cast(list[tuple[bytes, list[Entry]]], read or []):
+                # A pending entry trimmed meanwhile comes back without its fields: nothing to do.
+                taken[stream].update((entry_id, (entry_id, fields)) for entry_id, fields in items if fields)
+        return {stream: list(entries.values()) for stream, entries in taken.items()}
 
     async def _trim(self, streams: list[str]) -> None:
         """Drop entries every consumer of the group has acknowledged."""
@@ -132,8 +141,9 @@ class StreamConsumer:
                 raise
             except Exception as e:
                 # Redis or PostgreSQL away, or a batch the handler refused: nothing was
-                # acknowledged, so it is all delivered again once the cause is gone.
+                # acknowledged, so it is all taken again once the cause is gone.
                 log.warning("stream_consumer_failed", group=self.group, error_type=type(e).__name__)
+                self._retry_own = True
                 await asyncio.sleep(1.0)
 
 

@@ -28,14 +28,21 @@ async def run_workers(settings: Settings) -> None:
     pool = await create_pool(settings.tracking_database_url, min_size=1, max_size=4)
     keyspace = KeySpace(settings.tracking_shards, settings.tracking_namespace)
     scripts = Scripts.register(redis)
+    reclaim_idle_ms = settings.tracking_reclaim_idle_seconds * 1000
     persister = StreamConsumer(
-        redis, [s.pings for s in keyspace.all_shards()], PERSISTER_GROUP, Persister(pool).handle
+        redis,
+        [s.pings for s in keyspace.all_shards()],
+        PERSISTER_GROUP,
+        Persister(pool).handle,
+        reclaim_idle_ms=reclaim_idle_ms,
     )
 
     async def sink(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         await handle_alerts(pool, entries)
 
-    alerts = StreamConsumer(redis, [s.alerts for s in keyspace.all_shards()], ALERT_GROUP, sink)
+    alerts = StreamConsumer(
+        redis, [s.alerts for s in keyspace.all_shards()], ALERT_GROUP, sink, reclaim_idle_ms=reclaim_idle_ms
+    )
     watchdog = Watchdog(redis, scripts, keyspace)
     tasks = [
         asyncio.create_task(persister.run_forever(), name="persister"),

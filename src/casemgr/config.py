@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Uploads one device may make per minute before ingest answers 429 (a device reports every
     # interval, and resends what was refused).
     tracking_device_uploads_per_minute: int = 120
+    # A stream entry taken by a consumer that has not acknowledged it for this long (the
+    # consumer died) is taken over by another. Longer than a batch takes to write.
+    tracking_reclaim_idle_seconds: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -231,6 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_device_cache": ("CASEMGR_TRACKING_DEVICE_CACHE", 1),
         "tracking_max_backlog": ("CASEMGR_TRACKING_MAX_BACKLOG", 0),
         "tracking_device_uploads_per_minute": ("CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE", 0),
+        "tracking_reclaim_idle_seconds": ("CASEMGR_TRACKING_RECLAIM_IDLE_SECONDS", 1),
         "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
         "alert_escalation_interval_seconds": ("CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS", 0),
         "notification_interval_seconds": ("CASEMGR_NOTIFICATION_INTERVAL_SECONDS", 0),
