@@ -135,7 +135,9 @@ def create_app(
             title="casemgr",
             version="0.1.0",
             # The schema describes routes, not data: it is public.
-            openapi_router=Router(path="/schema", route_handlers=[], opt=public("openapi.read")),
+            openapi_router=Router(
+                path="/schema", route_handlers=[], include_in_schema=False, opt=public("openapi.read")
+            ),
             description="Case management for a city justice bureau.",
             render_plugins=[JsonRenderPlugin()],
         ),

@@ -12,7 +12,8 @@ from casemgr.cases.schemas import Program
 class Figure(msgspec.Struct, frozen=True, kw_only=True):
     """A number and where to find the records behind it."""
 
-    value: int | float | None
+    # A count or a rate; `float` alone, as `int | float` made an OpenAPI oneOf that 0 matches twice.
+    value: float | None
     # The list behind the figure: a path of this API, with its filters.
     list: str
 
