@@ -188,6 +188,29 @@ async def _tasks_run() -> int:
     return 0
 
 
+async def _retention_run() -> int:
+    from datetime import UTC, datetime
+
+    from casemgr.retention.service import run_once
+
+    settings = _settings()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        report = await run_once(
+            conn,
+            datetime.now(UTC),
+            ping_days=settings.retention_ping_days,
+            closed_case_days=settings.retention_closed_case_days,
+        )
+    finally:
+        await conn.close()
+    print(
+        f"ping history purged for {report.orders_purged} ended orders ({report.pings_purged} pings); "
+        f"{report.people_anonymised} people of closed cases anonymised"
+    )
+    return 0
+
+
 def _tracking_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     return _run_uvicorn(
@@ -281,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="the due-task engine")
     tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True)
     tasks_commands.add_parser("run", help="run the due-task engine once (for cron)")
+    retention = commands.add_parser("retention", help="purge and anonymise what is past its keeping")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    retention_commands.add_parser("run", help="run once, as DATABASE_URL's user (daily, from a timer)")
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; report the first break")
@@ -322,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_tasks_run())
     if args.command == "audit":
         return asyncio.run(_audit_verify())
+    if args.command == "retention":
+        return asyncio.run(_retention_run())
     if args.command == "tracking":
         return asyncio.run(_tracking_sync())
     return 2

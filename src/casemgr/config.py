@@ -107,6 +107,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Uploads one device may make per minute before ingest answers 429 (a device reports every
     # interval, and resends what was refused).
     tracking_device_uploads_per_minute: int = 120
+    # Retention (`casemgr retention run`): the ping history of an order is purged this long after
+    # the order ended; the people of closed cases are anonymised this long after their last case
+    # closed. The domain sets no figure; these are the bureau's to decide.
+    retention_ping_days: int = 180
+    retention_closed_case_days: int = 1825
     # A stream entry taken by a consumer that has not acknowledged it for this long (the
     # consumer died) is taken over by another. Longer than a batch takes to write.
     tracking_reclaim_idle_seconds: int = 30
@@ -235,6 +240,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "tracking_max_backlog": ("CASEMGR_TRACKING_MAX_BACKLOG", 0),
         "tracking_device_uploads_per_minute": ("CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE", 0),
         "tracking_reclaim_idle_seconds": ("CASEMGR_TRACKING_RECLAIM_IDLE_SECONDS", 1),
+        "retention_ping_days": ("CASEMGR_RETENTION_PING_DAYS", 1),
+        "retention_closed_case_days": ("CASEMGR_RETENTION_CLOSED_CASE_DAYS", 1),
         "tracking_outbox_interval_seconds": ("CASEMGR_TRACKING_OUTBOX_INTERVAL_SECONDS", 0),
         "alert_escalation_interval_seconds": ("CASEMGR_ALERT_ESCALATION_INTERVAL_SECONDS", 0),
         "notification_interval_seconds": ("CASEMGR_NOTIFICATION_INTERVAL_SECONDS", 0),
