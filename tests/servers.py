@@ -153,7 +153,7 @@ def free_port() -> int:
         return port
 
 
-def _wait_for_port(port: int, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(port: int, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -200,7 +200,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
         )
-        _wait_for_port(self.port, "redis-server", self.process)
+        wait_for_port(self.port, "redis-server", self.process)
 
     def kill(self) -> None:
         """SIGKILL: what is on disk is what the AOF holds."""
@@ -262,7 +262,13 @@ class PrivatePostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> None:
+    @property
+    def runs_as_postgres(self) -> bool:
+        return bool(self._as_postgres)
+
+    def start(self, options: str = "") -> None:
+        """Starts the server; `options` are more of its command line (they are kept for restarts)."""
+        self._options = options or getattr(self, "_options", "")
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -270,7 +276,7 @@ class PrivatePostgres:
             "-l",
             str(self.root / "server.log"),
             "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off {self._options}",
             "-w",
             "start",
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -85,13 +86,31 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+def _tls_context(query: dict[str, list[str]]) -> ssl.SSLContext:
+    """For rediss:// URLs, from the query parameters redis-py reads too (ssl_ca_certs,
+    ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname), so one REDIS_URL serves both."""
+
+    def first(name: str) -> str | None:
+        return query.get(name, [None])[0]
+
+    context = ssl.create_default_context(cafile=first("ssl_ca_certs"))
+    if first("ssl_certfile"):
+        context.load_cert_chain(first("ssl_certfile"), first("ssl_keyfile"))  # type: ignore[arg-type]
+    if first("ssl_check_hostname") in ("false", "False", "0"):
+        context.check_hostname = False
+    if first("ssl_cert_reqs") in ("none", "CERT_NONE"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class ScriptPipe:
     def __init__(
         self, url: str, connections: int = 1, connect_timeout: float = 5.0, reply_timeout: float = 5.0
     ) -> None:
         parts = urlsplit(url)
-        # redis://host:port/db, or unix:///path/to/redis.sock?db=N (a Redis on the same machine:
-        # a write to a Unix socket costs far less than one through the loopback TCP stack).
+        # redis://host:port/db, rediss://... (TLS), or unix:///path/to/redis.sock?db=N (a Redis on
+        # the same machine: a write to a Unix socket costs far less than one through loopback TCP).
         self._unix_path = parts.path if parts.scheme == "unix" else None
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
@@ -102,6 +121,7 @@ class ScriptPipe:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._connect_timeout = connect_timeout
+        self._tls = _tls_context(parse_qs(parts.query)) if parts.scheme == "rediss" else None
         self._slots: list[_Connection | None] = [None] * connections
         self._locks = [asyncio.Lock() for _ in range(connections)]
         self._next = itertools.cycle(range(connections))
@@ -134,7 +154,13 @@ class ScriptPipe:
                     if self._unix_path is not None:
                         _, connection = await loop.create_unix_connection(_Connection, self._unix_path)
                     else:
-                        _, connection = await loop.create_connection(_Connection, self._host, self._port)
+                        _, connection = await loop.create_connection(
+                            _Connection,
+                            self._host,
+                            self._port,
+                            ssl=self._tls,
+                            server_hostname=self._host if self._tls is not None else None,
+                        )
                     if self._password is not None:
                         credentials = (
                             (self._username, self._password) if self._username else (self._password,)
