@@ -172,9 +172,7 @@ def test_no_planted_value_reaches_a_log_line_or_an_error_body(system: System) ->
     broken = {**rehab, "relapses": [{**relapse, "date": SUBSTANCE}]}
     system.call(web, "PUT", f"/cases/{drug}/detail", 422, json=broken, headers=officer)
     system.call(web, "POST", f"/cases/{drug}/notes", 201, json={"body": CASE_NOTE}, headers=officer)
-    system.call(
-        web, "POST", f"/cases/{drug}/notes", 422, json={"body": CASE_NOTE, "x": 1}, headers=officer
-    )
+    system.call(web, "POST", f"/cases/{drug}/notes", 422, json={"body": CASE_NOTE, "x": 1}, headers=officer)
     system.call(web, "POST", "/cases/999999999/notes", 404, json={"body": CASE_NOTE}, headers=officer)
 
     # The device: its secret, a guess, and a body that is not JSON at all.
