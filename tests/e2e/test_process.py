@@ -38,6 +38,11 @@ def env_for(database_url: str, **extra: str) -> dict[str, str]:
         "CASEMGR_ARGON2_TIME_COST": "1",
         "CASEMGR_ARGON2_MEMORY_KIB": "1024",
         "CASEMGR_LOG_FORMAT": "json",
+        # Every test client is one address, and the suite's processes share one Redis: the
+        # limits have tests of their own (tests/integration/test_rate_limits.py).
+        "CASEMGR_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
+        "CASEMGR_RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "0",
+        "CASEMGR_RATE_LIMIT_LOGINS_PER_ADDRESS_PER_MINUTE": "0",
         **extra,
     }
 

@@ -143,3 +143,19 @@ async def test_ids_beyond_bigint_and_control_characters_are_4xx_never_a_database
     assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "person.full_name"
     login = await client.post("/auth/login", json={"username": "a\x00b", "password": "x"})
     assert login.status_code == 422 and login.json()["errors"][0]["field"] == "username"
+
+
+async def test_a_nul_character_postgresql_cannot_store_is_a_400_not_a_500_and_writes_nothing(
+    client: httpx.AsyncClient, officer: dict[str, str], owner: asyncpg.Connection, world: World
+) -> None:
+    """Found by the schema fuzzer: a NUL in a query parameter or a JSON text reached PostgreSQL."""
+    search = await client.get("/people", params={"q": "Li\x00"}, headers=officer)
+    assert search.status_code == 400, search.text
+    assert search.json()["type"] == "urn:casemgr:problem:unstorable_value"
+    before = await count_persons(owner)
+    body = valid_case(world)
+    body["person"]["full_name"] = "Nul\x00Name"
+    created = await client.post("/cases", json=body, headers=officer)
+    assert created.status_code in (400, 422), created.text
+    assert "Nul" not in created.text  # PostgreSQL's message quotes the value: it is not passed on
+    assert await count_persons(owner) == before

@@ -180,6 +180,21 @@ def handle_dependency_down(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+def handle_unstorable_value(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """PostgreSQL refused a value the validation let through (SQLSTATE class 22: a NUL character
+    in a text, a number out of a column's range): the caller's input, so a 400. PostgreSQL's
+    message quotes the value, so only the condition's name is given back and logged."""
+    condition = type(exc).__name__.removesuffix("Error")
+    log.info("value_refused_by_database", condition=condition)
+    return problem(
+        request,
+        status=400,
+        code="unstorable_value",
+        title="Value cannot be stored",
+        detail=f"a value of the request cannot be stored ({condition}); a NUL character in a text is one",
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # The frames name code, never data; an exception's message may quote the data that
     # caused it (PostgreSQL's "invalid input syntax ... 'value'"), so only its type is logged.
@@ -230,6 +245,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.ConnectionDoesNotExistError: handle_dependency_down,
     ConnectionError: handle_dependency_down,
     TimeoutError: handle_dependency_down,
+    asyncpg.exceptions.DataError: handle_unstorable_value,
     ValidationException: handle_validation,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
