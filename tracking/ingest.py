@@ -90,6 +90,9 @@ class Ingest:
     cache_size: int = 200_000
     # Backpressure: queued uploads per shard's ping stream before ingest answers 503 (0: no bound).
     max_backlog: int = 0
+    # How stale the worker's view of the backlog may be: one pipelined XLEN of every shard's
+    # stream this often, instead of one more Redis command in every upload's script.
+    backlog_refresh_s: float = 0.25
     # Uploads a device may make per minute before ingest answers 429 (0: any number).
     device_uploads_per_minute: int = 0
     # Refused authentications per source address, counted in Redis for every worker; past the
@@ -97,6 +100,8 @@ class Ingest:
     rate_limiter: RateLimiter | None = None
     failed_auth_limit: Limit = NO_LIMIT
     _blocked: dict[str, float] = field(default_factory=dict)
+    _full_streams: frozenset[str] = frozenset()
+    _backlog_read_at: float = float("-inf")
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # On a single Redis server the ingest script goes through this pipelined channel.
     pipe: ScriptPipe | None = None
@@ -128,6 +133,22 @@ class Ingest:
         except Unauthenticated:
             await self._count_refusal(address)
             raise
+
+    async def _stream_full(self, stream: str) -> bool:
+        """Whether a shard's ping stream holds max_backlog entries or more, as last read (XLEN
+        counts acknowledged entries until they are trimmed, within seconds)."""
+        now = time.monotonic()
+        if now - self._backlog_read_at >= self.backlog_refresh_s:
+            self._backlog_read_at = now
+            streams = [shard.pings for shard in self.keyspace.all_shards()]
+            pipe = self.redis.pipeline(transaction=False)
+            for name in streams:
+                pipe.xlen(name)
+            lengths = await pipe.execute()
+            self._full_streams = frozenset(
+                name for name, length in zip(streams, lengths, strict=True) if length >= self.max_backlog
+            )
+        return stream in self._full_streams
 
     async def _count_refusal(self, address: str) -> None:
         if self.rate_limiter is None or not address:
@@ -164,13 +185,12 @@ class Ingest:
                         FieldError(field=f"[{r.index}]", message=r.reason) for r in rejected + rejected_now
                     ],
                 )
-            args: list[Any] = [
-                device.version,
-                _encode(fixes),
-                entry.fields,
-                self.max_backlog,
-                self.device_uploads_per_minute,
-            ]
+            if self.max_backlog and await self._stream_full(entry.keys[3]):
+                raise ServiceUnavailable(
+                    "the ping queue is over its bound: keep the pings and send them again shortly",
+                    reason="backlog_full",
+                )
+            args: list[Any] = [device.version, _encode(fixes), entry.fields, self.device_uploads_per_minute]
             if self.pipe is not None:
                 result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
             else:
@@ -184,11 +204,6 @@ class Ingest:
                 entry = self._install(device_id, bytes(blob) if blob else None)
                 self._admit(entry.device, authorization, signature, body, now)
                 continue
-            if status == b"busy":
-                raise ServiceUnavailable(
-                    "the ping queue is over its bound: keep the pings and send them again shortly",
-                    reason="backlog_full",
-                )
             if status == b"limited":
                 raise TooManyRequests(
                     f"more than {self.device_uploads_per_minute} uploads from this device in a minute",

@@ -35,7 +35,7 @@ def client_for(rig: Rig, settings: Settings, ingest: Ingest) -> httpx.AsyncClien
 
 @pytest.fixture
 async def bounded(rig: Rig, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(rig, settings, ingest_with(rig, max_backlog=2)) as client:
+    async with client_for(rig, settings, ingest_with(rig, max_backlog=2, backlog_refresh_s=0)) as client:
         yield client
 
 

@@ -2,9 +2,9 @@
 -- with, 2 the fixes (msgpack), sorted by fix time: [seq, t_ms, lon, lat, accuracy, speed,
 -- battery, strap, case, evidence]; absent values are false; evidence is false for a fix
 -- without a valid position, else one character per zone (see tracking/zones.py);
--- 3 that version's configuration fields (msgpack map, as published), 4 the bound of the ping
--- stream's backlog in entries (0: none), 5 the uploads a device may make per minute (0: any).
--- Returns {'unknown'} | {'stale', config blob} | {'no_order'} | {'busy'} | {'limited', ms to wait} |
+-- 3 that version's configuration fields (msgpack map, as published), 4 the uploads a device
+-- may make per minute (0: any).
+-- Returns {'unknown'} | {'stale', config blob} | {'no_order'} | {'limited', ms to wait} |
 --         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
 -- (the last two only for a device with exclusion zones: the caller's crossing check needs them)
 -- The version is in the state (publish.lua puts it there, in the same slot and script as the
@@ -14,12 +14,8 @@ if not version then return {'unknown'} end
 if version ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
 use_config(cmsgpack.unpack(ARGV[3]))
 if not order_active() then return {'no_order'} end
--- Backpressure: past the bound nothing of the upload is taken, and the device, told to come back
--- later, keeps its pings (XLEN is O(1); acknowledged entries are trimmed within seconds).
-local max_backlog = tonumber(ARGV[4])
-if max_backlog > 0 and redis.call('XLEN', pings_key) >= max_backlog then return {'busy'} end
 -- A device's uploads per minute, counted in its state: no key or round trip of its own.
-local per_minute = tonumber(ARGV[5])
+local per_minute = tonumber(ARGV[4])
 if per_minute > 0 then
   local window = math.floor(now_ms / 60000)
   if st.rlw ~= window then put('rlw', window); put('rlc', 0) end
