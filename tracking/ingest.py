@@ -134,21 +134,18 @@ class Ingest:
             await self._count_refusal(address)
             raise
 
-    async def _stream_full(self, stream: str) -> bool:
-        """Whether a shard's ping stream holds max_backlog entries or more, as last read (XLEN
-        counts acknowledged entries until they are trimmed, within seconds)."""
-        now = time.monotonic()
-        if now - self._backlog_read_at >= self.backlog_refresh_s:
-            self._backlog_read_at = now
-            streams = [shard.pings for shard in self.keyspace.all_shards()]
-            pipe = self.redis.pipeline(transaction=False)
-            for name in streams:
-                pipe.xlen(name)
-            lengths = await pipe.execute()
-            self._full_streams = frozenset(
-                name for name, length in zip(streams, lengths, strict=True) if length >= self.max_backlog
-            )
-        return stream in self._full_streams
+    async def _read_backlog(self) -> None:
+        """Which shards' ping streams hold max_backlog entries or more (XLEN counts acknowledged
+        entries until they are trimmed, within seconds)."""
+        self._backlog_read_at = time.monotonic()
+        streams = [shard.pings for shard in self.keyspace.all_shards()]
+        pipe = self.redis.pipeline(transaction=False)
+        for name in streams:
+            pipe.xlen(name)
+        lengths = await pipe.execute()
+        self._full_streams = frozenset(
+            name for name, length in zip(streams, lengths, strict=True) if length >= self.max_backlog
+        )
 
     async def _count_refusal(self, address: str) -> None:
         if self.rate_limiter is None or not address:
@@ -185,11 +182,14 @@ class Ingest:
                         FieldError(field=f"[{r.index}]", message=r.reason) for r in rejected + rejected_now
                     ],
                 )
-            if self.max_backlog and await self._stream_full(entry.keys[3]):
-                raise ServiceUnavailable(
-                    "the ping queue is over its bound: keep the pings and send them again shortly",
-                    reason="backlog_full",
-                )
+            if self.max_backlog:
+                if time.monotonic() - self._backlog_read_at >= self.backlog_refresh_s:
+                    await self._read_backlog()
+                if entry.keys[3] in self._full_streams:  # this device's shard's ping stream
+                    raise ServiceUnavailable(
+                        "the ping queue is over its bound: keep the pings and send them again shortly",
+                        reason="backlog_full",
+                    )
             args: list[Any] = [device.version, _encode(fixes), entry.fields, self.device_uploads_per_minute]
             if self.pipe is not None:
                 result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)

@@ -20,7 +20,14 @@ import pytest
 
 from casemgr.monitoring.demo import DemoDevice
 from tests.e2e.test_process import casemgr, env_for
-from tests.servers import PrivatePostgres, PrivateRedis, free_port, private_postgres, private_redis
+from tests.servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    free_port,
+    private_postgres,
+    private_redis,
+    wait_ready,
+)
 
 # Every request of this test gives up after this long: a hang is a failure, not a wait.
 TIMEOUT_S = 5.0
@@ -62,18 +69,6 @@ class System:
                 "Content-Type": "application/json",
             },
         )
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,14 @@ import pytest
 
 from casemgr.monitoring.demo import DemoDevice
 from tests.e2e.test_process import casemgr, env_for
-from tests.servers import PrivatePostgres, PrivateRedis, free_port, private_postgres, private_redis
+from tests.servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    free_port,
+    private_postgres,
+    private_redis,
+    wait_ready,
+)
 
 PINGS_PER_S = 2000
 DEVICES = 20
@@ -50,18 +57,6 @@ def server_workers(pid: int) -> list[int]:
         if fields.get("PPid", "").strip() == str(pid) and b"spawn_main" in cmdline.read_bytes():
             found.append(int(status.parent.name))
     return found
-
-
-def wait_ready(port: int, within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
 
 
 @dataclass

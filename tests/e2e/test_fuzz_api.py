@@ -11,6 +11,7 @@ session the rest of the run needs, and have tests of their own.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.conftest import create_empty_database, drop_database
 from tests.e2e.test_process import casemgr, env_for
-from tests.servers import free_port
+from tests.servers import free_port, wait_ready
 
 EXAMPLES_PER_OPERATION = 25
 SESSION_CHANGING = r"^/auth/(logout|password|totp/.*)$"
@@ -35,22 +36,8 @@ STREAMS = {"/alerts/stream"}
 CALLER_OF = {"accounts": "admin", "org-units": "admin", "contact-plan": "admin", "audit": "auditor"}
 
 
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import asyncio
-
     database = asyncio.run(create_empty_database())
     env = env_for(
         database,

@@ -8,31 +8,18 @@ import csv
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from tests.e2e.test_process import casemgr, env_for, free_port
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
+from tests.servers import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICER_OPERATIONS = {"/cases", "/people?q=", "/cases/{id}", "/alerts", "/alerts/{id}/acknowledge"}
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from casemgr.monitoring.demo import DemoDevice
 from tests.conftest import DATA_KEY
 from tests.e2e.test_process import casemgr, env_for
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
-from tests.servers import free_port
+from tests.servers import free_port, wait_ready
 
 MARK = secrets.token_hex(4).upper()
 HOSPITAL = f"SENTINEL-HOSPITAL-{MARK}"
@@ -33,18 +33,6 @@ CASE_NOTE = f"SENTINEL-NOTE-{MARK}"
 PASSWORD_GUESS = f"SENTINEL-PASSWORD-{MARK}"
 SECRET_GUESS = f"SENTINEL-SECRET-{MARK}"
 PASSWORD = "demo-password-2026"
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
 
 
 class System:

@@ -23,21 +23,9 @@ from casemgr.monitoring.demo import DemoDevice
 from tests.conftest import REDIS_URL
 from tests.e2e.test_process import casemgr, env_for
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
-from tests.servers import free_port
+from tests.servers import free_port, wait_ready
 
 EXIT_WITHIN_S = 30
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing ready on port {port}")
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
