@@ -8,6 +8,7 @@ Cluster serves it from one slot. A check of several limits is one pipelined roun
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from casemgr.config import Settings
@@ -68,17 +69,9 @@ class RateLimiter:
             names = ", ".join(f"{limit.per_window} {limit.name} per {limit.window_s} s" for limit, _ in over)
             raise TooManyRequests(
                 f"rate limit reached ({names}); wait before sending again",
-                retry_after_s=-(-wait_ms // 1000),
+                retry_after_s=math.ceil(wait_ms / 1000),
                 reason="rate_limited",
             )
-
-    async def over(self, limit: Limit, subject: str) -> bool:
-        """Count a hit and say whether the subject is now over the limit, without raising."""
-        try:
-            await self.hit((limit, subject))
-        except TooManyRequests:
-            return True
-        return False
 
 
 @dataclass(frozen=True, slots=True)
