@@ -7,12 +7,17 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from litestar import Litestar, Router
+from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 
 from casemgr.accounts.controllers import AccountController
 from casemgr.alerts import service as alerts_service
@@ -23,6 +28,7 @@ from casemgr.cases.controllers import CaseController
 from casemgr.clock import Clock
 from casemgr.collector import collect_periodically
 from casemgr.config import Settings
+from casemgr.console.controllers import ConsoleController
 from casemgr.enforcement.controllers import EnforcementController
 from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.monitoring.controllers import DeviceController, MonitoringOrderController
@@ -42,6 +48,7 @@ from casemgr.web.middleware import request_id_middleware
 from casemgr.web.problems import EXCEPTION_HANDLERS, audit_denial
 
 log = structlog.get_logger(__name__)
+CONSOLE = Path(__file__).resolve().parent / "console"
 
 
 def create_app(
@@ -105,6 +112,15 @@ def create_app(
         route_handlers=[
             health.live,
             health.ready,
+            ConsoleController,
+            create_static_files_router(
+                path="/console/static",
+                directories=[CONSOLE / "static"],
+                include_in_schema=False,
+                opt=public("console.static"),
+                # Built files carry their version in their name (htmx-2.0.11.min.js).
+                cache_control=CacheControlHeader(max_age=3600),
+            ),
             AuthController,
             OrgUnitController,
             AccountController,
@@ -131,6 +147,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_denial],
         request_max_body_size=settings.max_body_bytes,
+        template_config=TemplateConfig(directory=CONSOLE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(
             title="casemgr",
             version="0.1.0",

@@ -1,0 +1,226 @@
+"""The console's pages. Thin: each one resolves the cookie's session, calls the same services as
+the API (which authorize, filter by scope and audit), and renders a template."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect, Template
+
+from casemgr.auth import service as auth
+from casemgr.auth.principal import MfaState, Principal
+from casemgr.cases import service as cases
+from casemgr.console.i18n import COOKIE as LANG_COOKIE
+from casemgr.console.i18n import Translator, pick
+from casemgr.context import RequestContext
+from casemgr.db import scoped_transaction
+from casemgr.errors import CasemgrError
+from casemgr.people import service as people
+from casemgr.web.access import public, request_id_of, resources_of
+from casemgr.wire import IdPath
+
+SESSION_COOKIE = "casemgr_console"
+PURPOSES = ("case.purpose.home_visit", "case.purpose.review", "case.purpose.alert")
+# No inline script or style anywhere: scripts and styles come from /console/static only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+AnyRequest = Request[Any, Any, Any]
+
+
+def csrf_token(session_token: str) -> str:
+    """Derived from the session's secret token, which a page of another site cannot read: a
+    form posted from elsewhere cannot carry it."""
+    return hashlib.sha256(b"casemgr-console-csrf:" + session_token.encode()).hexdigest()[:32]
+
+
+def _language(request: AnyRequest) -> str:
+    return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
+
+
+def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> Template:
+    language = _language(request)
+    cookies = []
+    if request.query_params.get("lang"):
+        cookies.append(
+            Cookie(key=LANG_COOKIE, value=language, path="/console", samesite="strict", secure=True)
+        )
+    return Template(
+        template_name=name,
+        context={
+            "t": Translator(language),
+            "language": language,
+            "request_path": request.url.path,
+            **context,
+        },
+        status_code=status,
+        headers=SECURITY_HEADERS,
+        cookies=cookies,
+    )
+
+
+def _session_cookie(token: str, max_age: int | None) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path="/console",
+        httponly=True,
+        secure=True,
+        samesite="strict",
+        max_age=max_age,
+    )
+
+
+async def _caller(request: AnyRequest) -> tuple[Principal, str] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    principal = await resources_of(request).sessions.resolve(token)
+    if principal is None or not principal.fully_authenticated:
+        return None
+    return principal, token
+
+
+def _to_login(request: AnyRequest) -> Redirect:
+    return Redirect("/console/login", headers=SECURITY_HEADERS)
+
+
+def _same_origin(request: AnyRequest) -> bool:
+    """A form post from a page of this site: the browser's Origin names it (login has no session
+    yet, so no CSRF token; this is what stops a login forced from another site)."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+class ConsoleController(Controller):
+    path = "/console"
+    include_in_schema = False
+
+    @get("/login", opt=public("console.login_page"))
+    async def login_page(self, request: AnyRequest) -> Template:
+        return _page(request, "login.html", need_code=False, failed=False)
+
+    @post("/login", status_code=303, opt=public("console.login", login=True))
+    async def login(self, request: AnyRequest, data: Form) -> Response[Any]:
+        if not _same_origin(request):
+            return _page(request, "login.html", status=403, need_code=False, failed=True)
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope))
+        async with scoped_transaction(resources.pool, None) as conn:
+            outcome = await auth.authenticate(
+                conn, resources, ctx, data.get("username", ""), data.get("password", "")
+            )
+        if isinstance(outcome, auth.Refused):
+            return _page(request, "login.html", status=401, need_code=False, failed=True)
+        issued = await resources.sessions.issue(
+            account_id=outcome.account_id,
+            role=outcome.role,
+            org_unit_id=outcome.org_unit_id,
+            scope=outcome.scope,
+            mfa=outcome.mfa,
+        )
+        if outcome.mfa in (MfaState.PENDING, MfaState.ENROL):
+            code = data.get("code", "").strip()
+            if outcome.mfa is MfaState.ENROL or not code:
+                await resources.sessions.revoke(issued.principal)
+                return _page(request, "login.html", status=401, need_code=True, failed=bool(code))
+            pending = RequestContext(request_id=ctx.request_id, principal=issued.principal)
+            async with scoped_transaction(resources.pool, issued.principal) as conn:
+                verified = await auth.verify_totp(conn, resources, pending, code)
+            await resources.sessions.revoke(issued.principal)
+            if isinstance(verified, auth.Refused):
+                return _page(request, "login.html", status=401, need_code=True, failed=True)
+            issued = await resources.sessions.issue(
+                account_id=verified.account_id,
+                role=verified.role,
+                org_unit_id=verified.org_unit_id,
+                scope=verified.scope,
+                mfa=verified.mfa,
+            )
+        return Redirect(
+            "/console/cases",
+            status_code=303,
+            headers=SECURITY_HEADERS,
+            cookies=[_session_cookie(issued.token, resources.settings.session_absolute_seconds)],
+        )
+
+    @post("/logout", status_code=303, opt=public("console.logout"))
+    async def logout(self, request: AnyRequest, data: Form) -> Response[Any]:
+        caller = await _caller(request)
+        if caller is not None:
+            principal, token = caller
+            if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
+                return _page(request, "error.html", status=403, message="error.forbidden")
+            await resources_of(request).sessions.revoke(principal)
+        return Redirect(
+            "/console/login",
+            status_code=303,
+            headers=SECURITY_HEADERS,
+            cookies=[_session_cookie("", max_age=0)],
+        )
+
+    @get("/", opt=public("console.home"))
+    async def home(self, request: AnyRequest) -> Redirect:
+        return Redirect("/console/cases", headers=SECURITY_HEADERS)
+
+    @get("/cases", opt=public("console.caseload"))
+    async def caseload(self, request: AnyRequest, q: FromQuery[str] = "") -> Response[Any]:
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        query = q.strip()[:100]
+        async with scoped_transaction(resources_of(request).pool, principal) as conn:
+            page = await cases.list_cases(conn, ctx, program=None, mine=False, after=None, limit=100)
+            found = await people.search(conn, ctx, query, after=None, limit=50) if query else None
+        items = page.items
+        if found is not None:
+            # A search by name, pinyin initials or ID number narrows the caseload to those people.
+            wanted = {person.id for person in found.items}
+            items = [item for item in items if item.person_id in wanted]
+        return _page(
+            request, "caseload.html", items=items, query=query, csrf=csrf_token(token), principal=principal
+        )
+
+    @get("/cases/{case_id:int}", opt=public("console.case"))
+    async def case_file(
+        self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
+    ) -> Response[Any]:
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if purpose not in PURPOSES:
+            # Opening a file is audited with its purpose: ask first.
+            return _page(request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token))
+        translate = Translator(_language(request))
+        ctx = RequestContext(
+            request_id=request_id_of(request.scope), principal=principal, purpose=translate(purpose)
+        )
+        resources = resources_of(request)
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                case = await cases.read(conn, ctx, resources.keyring, case_id)
+                events = await cases.events(conn, ctx, case_id)
+        except CasemgrError as e:
+            message = "error.not_found" if e.status == 404 else "error.forbidden"
+            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        # The detail as the caller may see it (the sensitive fields only when cleared for them).
+        detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
+        detail.pop("program", None)
+        return _page(request, "case.html", case=case, detail=detail, events=events, csrf=csrf_token(token))

@@ -1,0 +1,178 @@
+"""The officers' console: pages in zh-CN by default and English by a switch, every label from the
+catalogs, login with TOTP into an HttpOnly Secure SameSite cookie, CSRF on forms, a CSP with no
+inline script, the caseload with search by pinyin initials, and the case file behind a purpose."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from casemgr.app import create_app
+from casemgr.clock import ManualClock
+from casemgr.config import Settings
+from casemgr.console.i18n import catalog
+from casemgr.resources import Resources
+from tests.conftest import PASSWORD, World, totp_code
+
+CSP_NO_INLINE = re.compile(r"script-src 'self'(;|$)")
+
+
+def test_both_catalogs_hold_the_same_labels() -> None:
+    assert catalog("zh-CN").keys() == catalog("en").keys()
+    assert all(catalog("zh-CN").values()) and all(catalog("en").values())
+
+
+def every_label_used(html: str, language: str) -> None:
+    """No template label left as a bare key: each shown text came from the catalog."""
+    keys = catalog(language).keys()
+    assert not [key for key in keys if f">{key}<" in html]
+
+
+async def log_in(client: httpx.AsyncClient, world: World, clock: ManualClock, name: str) -> httpx.Response:
+    return await client.post(
+        "/console/login",
+        data={"username": world.accounts[name].username, "password": PASSWORD, "code": totp_code(clock)},
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    """Over https: the console's cookies are Secure, and a client keeps them for https only."""
+    app = create_app(settings, resources=resources)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://casemgr.test"
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def officer(client: httpx.AsyncClient, world: World, clock: ManualClock) -> httpx.AsyncClient:
+    response = await log_in(client, world, clock, "off1")
+    assert response.status_code == 303, response.text
+    return client
+
+
+async def test_the_login_page_is_in_chinese_by_default_and_in_english_by_the_switch(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/console/login")
+    assert page.status_code == 200
+    assert '<html lang="zh-CN">' in page.text and "登录" in page.text
+    assert '<label for="username">' in page.text and 'id="username"' in page.text
+    every_label_used(page.text, "zh-CN")
+    english = await client.get("/console/login", params={"lang": "en"})
+    assert '<html lang="en">' in english.text and "Log in" in english.text
+    # The choice is kept (a cookie), so the next page comes in English without asking.
+    assert "Log in" in (await client.get("/console/login")).text
+
+
+async def test_pages_send_a_content_security_policy_without_inline_script(client: httpx.AsyncClient) -> None:
+    page = await client.get("/console/login")
+    policy = page.headers["content-security-policy"]
+    assert CSP_NO_INLINE.search(policy) and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "<script>" not in page.text and " on" + "click=" not in page.text
+    script = await client.get("/console/static/vendor/htmx-2.0.11.min.js")
+    assert script.status_code == 200 and "htmx" in script.text
+
+
+async def test_login_with_password_and_totp_sets_an_httponly_secure_samesite_cookie(
+    client: httpx.AsyncClient, world: World, clock: ManualClock
+) -> None:
+    without_code = await client.post(
+        "/console/login", data={"username": world.accounts["off1"].username, "password": PASSWORD}
+    )
+    assert without_code.status_code == 401 and "casemgr_console" not in without_code.headers.get(
+        "set-cookie", ""
+    )
+    wrong = await client.post(
+        "/console/login", data={"username": world.accounts["off1"].username, "password": "wrong-password-1"}
+    )
+    assert wrong.status_code == 401
+    response = await log_in(client, world, clock, "off1")
+    assert response.status_code == 303 and response.headers["location"] == "/console/cases"
+    cookie = response.headers["set-cookie"].lower()
+    assert "casemgr_console=" in cookie
+    assert all(flag in cookie for flag in ("httponly", "secure", "samesite=strict", "path=/console"))
+
+
+async def test_a_login_posted_from_another_site_is_refused(
+    client: httpx.AsyncClient, world: World, clock: ManualClock
+) -> None:
+    response = await client.post(
+        "/console/login",
+        data={"username": world.accounts["off1"].username, "password": PASSWORD, "code": totp_code(clock)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+async def test_pages_without_a_session_send_the_officer_to_the_login(client: httpx.AsyncClient) -> None:
+    for path in ("/console/cases", "/console/cases/1"):
+        response = await client.get(path)
+        assert response.status_code in (302, 303) and response.headers["location"] == "/console/login"
+
+
+async def test_the_caseload_lists_the_officers_cases_and_finds_a_person_by_pinyin_initials(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    # A case of a person with a Chinese name in the officer's office.
+    person = await owner.fetchval(
+        "INSERT INTO persons (full_name, name_pinyin, name_initials, sex, birth_date, org_unit_id) "
+        "VALUES ('张三丰', 'zhangsanfeng', 'zsf', 'male', '1980-05-05', $1) RETURNING id",
+        world.units["o1"].id,
+    )
+    await owner.execute(
+        "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id) "
+        "VALUES ($1, 'drug_rehab', 'active', $2, $3)",
+        person,
+        world.units["o1"].id,
+        world.accounts["off1"].id,
+    )
+    caseload = await officer.get("/console/cases")
+    assert caseload.status_code == 200
+    assert "张三丰" in caseload.text and "Person cc_o1" in caseload.text
+    assert "Person cc_o3" not in caseload.text  # another district's case
+    found = await officer.get("/console/cases", params={"q": "zs"})
+    assert "张三丰" in found.text and "Person cc_o1" not in found.text
+    every_label_used(found.text, "zh-CN")
+
+
+async def test_a_case_file_opens_after_a_purpose_is_stated_and_escapes_what_it_shows(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    case_id = world.cases["cc_o1"]
+    await owner.execute(
+        "UPDATE persons SET full_name = '<script>alert(1)</script>' WHERE id = $1", world.persons["cc_o1"]
+    )
+    ask = await officer.get(f"/console/cases/{case_id}")
+    assert ask.status_code == 200 and 'name="purpose"' in ask.text and "查阅事由" in ask.text
+    opened = await officer.get(f"/console/cases/{case_id}", params={"purpose": "case.purpose.review"})
+    assert opened.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in opened.text and "<script>alert" not in opened.text
+    audited = await owner.fetchval(
+        "SELECT purpose FROM audit_log WHERE action = 'case.read' AND object_id = $1 "
+        "ORDER BY id DESC LIMIT 1",
+        str(case_id),
+    )
+    assert audited == "定期评估"
+    elsewhere = await officer.get(
+        f"/console/cases/{world.cases['cc_o3']}", params={"purpose": "case.purpose.review"}
+    )
+    assert elsewhere.status_code in (403, 404) and "Person cc_o3" not in elsewhere.text
+
+
+async def test_logout_needs_the_csrf_token_of_the_session(officer: httpx.AsyncClient) -> None:
+    forged = await officer.post("/console/logout", data={"csrf": "0" * 32})
+    assert forged.status_code == 403
+    assert (await officer.get("/console/cases")).status_code == 200  # still logged in
+    page = (await officer.get("/console/cases")).text
+    token = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
+    assert token is not None
+    out = await officer.post("/console/logout", data={"csrf": token[1]})
+    assert out.status_code == 303
+    assert (await officer.get("/console/cases")).status_code in (302, 303)
