@@ -176,3 +176,44 @@ async def test_logout_needs_the_csrf_token_of_the_session(officer: httpx.AsyncCl
     out = await officer.post("/console/logout", data={"csrf": token[1]})
     assert out.status_code == 303
     assert (await officer.get("/console/cases")).status_code in (302, 303)
+
+
+def csrf_of(page: str) -> str:
+    token = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
+    assert token is not None
+    return token[1]
+
+
+async def test_the_alert_inbox_shows_the_callers_alerts_and_takes_acknowledgement_and_resolution(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    inbox = await officer.get("/console/alerts")
+    assert inbox.status_code == 200
+    mine, other = world.alerts["cc_o1"], world.alerts["cc_o3"]
+    assert f'id="alert-{mine}"' in inbox.text and f'id="alert-{other}"' not in inbox.text
+    assert "腕带被剪断" in inbox.text and 'data-live="/console/alerts/stream"' in inbox.text
+    every_label_used(inbox.text, "zh-CN")
+    token = csrf_of(inbox.text)
+    forged = await officer.post(f"/console/alerts/{mine}/acknowledge", data={"csrf": "0" * 32})
+    assert forged.status_code == 403
+    done = await officer.post(f"/console/alerts/{mine}/acknowledge", data={"csrf": token})
+    assert done.status_code == 303
+    assert await owner.fetchval("SELECT status::text FROM alerts WHERE id = $1", mine) == "acknowledged"
+    too_short = await officer.post(
+        f"/console/alerts/{mine}/resolve", data={"csrf": token, "outcome": "false_alarm", "note": ""}
+    )
+    assert too_short.status_code == 422
+    resolved = await officer.post(
+        f"/console/alerts/{mine}/resolve",
+        data={"csrf": token, "outcome": "device_fault", "note": "strap replaced on the visit"},
+    )
+    assert resolved.status_code == 303
+    row = await owner.fetchrow("SELECT status::text, outcome::text FROM alerts WHERE id = $1", mine)
+    assert (row["status"], row["outcome"]) == ("resolved", "device_fault")
+    elsewhere = await officer.post(f"/console/alerts/{other}/acknowledge", data={"csrf": token})
+    assert elsewhere.status_code in (403, 404)
+    assert await owner.fetchval("SELECT status::text FROM alerts WHERE id = $1", other) == "new"
+
+
+async def test_the_live_stream_needs_the_console_session(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/console/alerts/stream")).status_code == 401

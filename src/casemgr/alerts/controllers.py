@@ -8,7 +8,6 @@ import structlog
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
-from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import service
@@ -128,10 +127,5 @@ class AlertController(Controller):
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
             alert = await service.resolve(conn, ctx, alert_id, data, resources.clock.now())
-        device_id = alert.details.get("device_id")
-        if alert.kind in service.PERSON_CLOSED_KINDS and isinstance(device_id, str):
-            try:
-                await resources.tracking.clear_condition(device_id, alert.kind)
-            except (RedisError, OSError) as e:
-                log.warning("tracking_clear_failed", alert_id=alert.id, error_type=type(e).__name__)
+        await service.clear_in_tracking(resources, alert)
         return alert

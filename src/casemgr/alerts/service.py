@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
+from redis.exceptions import RedisError
 
 from casemgr import audit
 from casemgr.alerts import repository
@@ -41,6 +43,9 @@ from casemgr.orgunits.service import subtree_path
 from casemgr.pagination import cut_page
 from casemgr.supervision import repository as supervision
 from casemgr.supervision.engine import system_principal
+
+if TYPE_CHECKING:
+    from casemgr.resources import Resources
 
 log = structlog.get_logger(__name__)
 # Conditions only a person may close: resolving the alert closes them in the tracking core too.
@@ -220,3 +225,14 @@ async def run_escalation_forever(pool: asyncpg.Pool, clock: Clock, *, every: tim
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("alert_escalation_failed", error_type=type(e).__name__)
         await asyncio.sleep(every.total_seconds())
+
+
+async def clear_in_tracking(resources: Resources, alert: Alert) -> None:
+    """After a resolution: a strap tamper or an opened case is closed in the tracking core too,
+    so that the next one alerts again. Redis away leaves it to the officer's next resolution."""
+    device_id = alert.details.get("device_id")
+    if alert.kind in PERSON_CLOSED_KINDS and isinstance(device_id, str):
+        try:
+            await resources.tracking.clear_condition(device_id, alert.kind)
+        except (RedisError, OSError) as e:
+            log.warning("tracking_clear_failed", alert_id=alert.id, error_type=type(e).__name__)

@@ -14,6 +14,10 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
+from casemgr import audit
+from casemgr.alerts import service as alerts
+from casemgr.alerts.push import EventStream, LiveStream
+from casemgr.alerts.schemas import Outcome, Resolution
 from casemgr.auth import service as auth
 from casemgr.auth.principal import MfaState, Principal
 from casemgr.cases import service as cases
@@ -224,3 +228,74 @@ class ConsoleController(Controller):
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
         detail.pop("program", None)
         return _page(request, "case.html", case=case, detail=detail, events=events, csrf=csrf_token(token))
+
+    @get("/alerts", opt=public("console.alerts"))
+    async def alert_inbox(self, request: AnyRequest) -> Response[Any]:
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        async with scoped_transaction(resources.pool, principal) as conn:
+            page = await alerts.inbox(
+                conn, ctx, alerts.InboxQuery(), after=None, limit=200, now=resources.clock.now()
+            )
+        # Newest first, the open ones on top: what an officer must act on.
+        items = sorted(page.items, key=lambda a: (a.status == "resolved", -a.raised_at.timestamp()))
+        return _page(request, "alerts.html", items=items, outcomes=list(Outcome), csrf=csrf_token(token))
+
+    @post("/alerts/{alert_id:int}/acknowledge", status_code=303, opt=public("console.alert_acknowledge"))
+    async def acknowledge(self, request: AnyRequest, alert_id: IdPath, data: Form) -> Response[Any]:
+        return await self._alert_step(request, alert_id, data, resolve=False)
+
+    @post("/alerts/{alert_id:int}/resolve", status_code=303, opt=public("console.alert_resolve"))
+    async def resolve(self, request: AnyRequest, alert_id: IdPath, data: Form) -> Response[Any]:
+        return await self._alert_step(request, alert_id, data, resolve=True)
+
+    async def _alert_step(
+        self, request: AnyRequest, alert_id: int, data: dict[str, str], *, resolve: bool
+    ) -> Response[Any]:
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
+            return _page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                if resolve:
+                    resolution = msgspec.convert(
+                        {"outcome": data.get("outcome", ""), "note": data.get("note", "")}, Resolution
+                    )
+                    alert = await alerts.resolve(conn, ctx, alert_id, resolution, resources.clock.now())
+                else:
+                    alert = await alerts.acknowledge(conn, ctx, alert_id, resources.clock.now())
+        except msgspec.ValidationError:
+            return _page(
+                request, "error.html", status=422, message="alerts.resolve_invalid", csrf=csrf_token(token)
+            )
+        except CasemgrError as e:
+            message = "error.not_found" if e.status == 404 else "error.forbidden"
+            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        if resolve:
+            await alerts.clear_in_tracking(resources, alert)
+        return Redirect("/console/alerts", status_code=303, headers=SECURITY_HEADERS)
+
+    @get("/alerts/stream", opt=public("console.alert_stream"))
+    async def alert_stream(self, request: AnyRequest) -> Response[Any]:
+        """The API's live stream (Server-Sent Events) on the console's cookie: a browser's
+        EventSource sends cookies, not an Authorization header."""
+        caller = await _caller(request)
+        if caller is None:
+            return Response(b"", status_code=401, headers=SECURITY_HEADERS)
+        principal, token = caller
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        last = request.headers.get("last-event-id", "")
+        async with scoped_transaction(resources.pool, principal) as conn:
+            start = int(last) if last.isdigit() else await alerts.last_change(conn)
+            await audit.record(conn, ctx, "alert.stream", object_type="alert")
+        return EventStream(LiveStream(resources, ctx, token, start))

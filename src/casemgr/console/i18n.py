@@ -32,3 +32,7 @@ class Translator:
 
     def __call__(self, key: str) -> str:
         return self._messages.get(key, key)
+
+    def get(self, key: str, default: str) -> str:
+        """For values that may have no label (a kind added later): the value itself then."""
+        return self._messages.get(key, default)
