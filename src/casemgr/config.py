@@ -44,6 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_min: int = 2
     db_pool_max: int = 10
     mfa_required: bool = True
+    # The console's session cookie carries Secure (sent over HTTPS only). Browsers refuse a Secure
+    # cookie from a plain-HTTP page, even on localhost: the demo and development turn it off.
+    console_cookie_secure: bool = True
     totp_issuer: str = "casemgr"
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 60 * 60
@@ -194,6 +197,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CASEMGR_MFA_REQUIRED=false is allowed only with CASEMGR_ENV=demo, development or test"
         )
 
+    console_cookie_secure = _flag(
+        get("CASEMGR_CONSOLE_COOKIE_SECURE", "true") or "true", "CASEMGR_CONSOLE_COOKIE_SECURE"
+    )
+    if not console_cookie_secure and environment == "production":
+        raise ConfigError(
+            "CASEMGR_CONSOLE_COOKIE_SECURE=false is allowed only with CASEMGR_ENV=demo, development or test"
+        )
     redis_cluster = _flag(get("CASEMGR_REDIS_CLUSTER", "false") or "false", "CASEMGR_REDIS_CLUSTER")
     tracking_preload = _flag(get("CASEMGR_TRACKING_PRELOAD", "true") or "true", "CASEMGR_TRACKING_PRELOAD")
 
@@ -208,6 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "redis_url": redis_url,
         "data_keys": data_keys,
         "mfa_required": mfa_required,
+        "console_cookie_secure": console_cookie_secure,
     }
     integers = {
         "port": ("CASEMGR_PORT", 1),

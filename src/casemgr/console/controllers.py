@@ -39,7 +39,9 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on its own
+    # form posts, and the login could not tell them from a post of another site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -61,7 +63,13 @@ def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> 
     cookies = []
     if request.query_params.get("lang"):
         cookies.append(
-            Cookie(key=LANG_COOKIE, value=language, path="/console", samesite="strict", secure=True)
+            Cookie(
+                key=LANG_COOKIE,
+                value=language,
+                path="/console",
+                samesite="strict",
+                secure=resources_of(request).settings.console_cookie_secure,
+            )
         )
     return Template(
         template_name=name,
@@ -77,13 +85,13 @@ def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> 
     )
 
 
-def _session_cookie(token: str, max_age: int | None) -> Cookie:
+def _session_cookie(request: AnyRequest, token: str, max_age: int | None) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=token,
         path="/console",
         httponly=True,
-        secure=True,
+        secure=resources_of(request).settings.console_cookie_secure,
         samesite="strict",
         max_age=max_age,
     )
@@ -159,7 +167,7 @@ class ConsoleController(Controller):
             "/console/cases",
             status_code=303,
             headers=SECURITY_HEADERS,
-            cookies=[_session_cookie(issued.token, resources.settings.session_absolute_seconds)],
+            cookies=[_session_cookie(request, issued.token, resources.settings.session_absolute_seconds)],
         )
 
     @post("/logout", status_code=303, opt=public("console.logout"))
@@ -174,7 +182,7 @@ class ConsoleController(Controller):
             "/console/login",
             status_code=303,
             headers=SECURITY_HEADERS,
-            cookies=[_session_cookie("", max_age=0)],
+            cookies=[_session_cookie(request, "", max_age=0)],
         )
 
     @get("/", opt=public("console.home"))

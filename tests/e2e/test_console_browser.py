@@ -1,0 +1,168 @@
+"""The console in a real browser (Debian's Chromium, headless, driven by Playwright): an officer
+logs in, finds a case by the pinyin initials of the person's name, opens it, watches a live
+alert appear after a device cuts its strap, and acknowledges it. Screenshots go to
+test-artifacts/console/ (the README's come from there)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from casemgr.monitoring.demo import DemoDevice
+from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
+from tests.servers import free_port, wait_ready
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OFFICER = "officer.riverside"
+
+
+@pytest.fixture
+def system(fresh_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    env = env_for(
+        fresh_database,
+        CASEMGR_ENV="demo",
+        CASEMGR_MFA_REQUIRED="false",
+        CASEMGR_LOG_LEVEL="WARNING",
+        CASEMGR_TRACKING_NAMESPACE=f"browser{os.getpid()}",
+        CASEMGR_TRACKING_SHARDS="4",
+        # Plain HTTP on this machine: a browser refuses a Secure cookie from an http:// page.
+        CASEMGR_CONSOLE_COOKIE_SECURE="false",
+    )
+    devices_file = tmp_path / "devices.json"
+    assert casemgr(env, "migrate").returncode == 0
+    seeded = casemgr(
+        env, "seed-demo", "--people", "400", "--monitored", "30", "--devices-file", str(devices_file)
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    web, tracking = free_port(), free_port()
+    command = [sys.executable, "-m", "casemgr"]
+    processes = [
+        subprocess.Popen([*command, "serve", "--port", str(web), "--workers", "1"], env=env),
+        subprocess.Popen([*command, "tracking", "serve", "--port", str(tracking), "--workers", "1"], env=env),
+        subprocess.Popen([*command, "tracking", "workers"], env=env),
+    ]
+    try:
+        wait_ready(web)
+        wait_ready(tracking)
+        yield {
+            "web": f"http://127.0.0.1:{web}",
+            "tracking": f"http://127.0.0.1:{tracking}",
+            "devices": msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice]),
+            "database": fresh_database,
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def monitored_case_of_officer(
+    database: str, devices: list[DemoDevice]
+) -> tuple[int, str, str, DemoDevice]:
+    """A case of the officer with a device on it: (case id, name, pinyin initials, device)."""
+    conn = await asyncpg.connect(database)
+    try:
+        for device in devices:
+            row = await conn.fetchrow(
+                "SELECT c.id, p.full_name, p.name_initials FROM monitoring_orders o "
+                "JOIN cases c ON c.id = o.case_id JOIN persons p ON p.id = c.person_id "
+                "JOIN accounts a ON a.id = c.officer_id WHERE o.id = $1 AND a.username = $2",
+                device.order_id,
+                OFFICER,
+            )
+            if row is not None:
+                return row["id"], row["full_name"], row["name_initials"], device
+    finally:
+        await conn.close()
+    raise AssertionError(f"no monitored case of {OFFICER} in the demo city")
+
+
+async def cut_strap(tracking: str, device: DemoDevice) -> None:
+    ping = {
+        "device_id": device.device_id,
+        "seq": 1,
+        "fix_time": datetime.now(UTC).isoformat(),
+        "longitude": device.home[0],
+        "latitude": device.home[1],
+        "accuracy_m": 8.0,
+        "strap_state": "cut",
+    }
+    async with httpx.AsyncClient(base_url=tracking) as client:
+        response = await client.post(
+            "/v1/pings",
+            content=msgspec.json.encode(ping),
+            headers={
+                "X-Device-Id": device.device_id,
+                "Authorization": f"Bearer {device.secret}",
+                "Content-Type": "application/json",
+            },
+        )
+    assert response.status_code == 202, response.text
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # what a 1280x800 screen shows
+
+
+async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_live_alert(
+    system: dict[str, Any],
+) -> None:
+    case_id, name, initials, device = await monitored_case_of_officer(system["database"], system["devices"])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = await browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        try:
+            await page.goto(f"{system['web']}/console/login")
+            await expect(page.get_by_role("heading", name="登录")).to_be_visible()
+            await page.get_by_label("用户名").fill(OFFICER)
+            await page.get_by_label("密码").fill("demo-password-2026")
+            await page.keyboard.press("Enter")  # the form works from the keyboard
+            await page.wait_for_url("**/console/cases")
+            await page.wait_for_url("**/console/cases")
+
+            await page.get_by_label("按姓名、拼音首字母或身份证号查找").fill(initials)
+            await page.keyboard.press("Enter")
+            row = page.locator("tr", has_text=name).first
+            await expect(row).to_be_visible()
+            await row.get_by_role("link").click()
+            await page.get_by_role("button", name="打开档案").click()
+            await expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+            await shot(page, "case-file")
+
+            await page.goto(f"{system['web']}/console/alerts")
+            await expect(page.get_by_role("heading", name="告警收件箱")).to_be_visible()
+            await page.wait_for_timeout(500)  # the event stream is open
+            await cut_strap(system["tracking"], device)
+            alert = page.locator(f'tr[data-kind="strap_tamper"]:has(a[href="/console/cases/{case_id}"])')
+            await expect(alert).to_be_visible(timeout=20_000)  # no reload: the stream brought it
+            await shot(page, "alert-inbox")
+            await alert.get_by_role("button", name="确认收到").click()
+            acknowledged = page.locator(
+                f'tr[data-kind="strap_tamper"][data-status="acknowledged"]:has(a[href="/console/cases/{case_id}"])'
+            )
+            await expect(acknowledged).to_be_visible()
+
+            await page.get_by_role("link", name="English").click()
+            await expect(page.get_by_role("heading", name="Alert inbox")).to_be_visible()
+        finally:
+            await browser.close()
+    assert not [e for e in errors if "Content Security Policy" in e], errors
