@@ -37,6 +37,13 @@ class TestSettings:
         demo = load_settings({**BASE_ENV, "CASEMGR_MFA_REQUIRED": "false", "CASEMGR_ENV": "demo"})
         assert not demo.mfa_required
 
+    def test_the_consoles_cookie_is_secure_unless_switched_off_outside_production(self) -> None:
+        assert load_settings(BASE_ENV).console_cookie_secure
+        with pytest.raises(ConfigError, match="CASEMGR_CONSOLE_COOKIE_SECURE"):
+            load_settings({**BASE_ENV, "CASEMGR_CONSOLE_COOKIE_SECURE": "false"})
+        demo = load_settings({**BASE_ENV, "CASEMGR_CONSOLE_COOKIE_SECURE": "false", "CASEMGR_ENV": "demo"})
+        assert not demo.console_cookie_secure
+
     @pytest.mark.parametrize(
         ("name", "value"),
         [
