@@ -217,3 +217,33 @@ async def test_the_alert_inbox_shows_the_callers_alerts_and_takes_acknowledgemen
 
 async def test_the_live_stream_needs_the_console_session(client: httpx.AsyncClient) -> None:
     assert (await client.get("/console/alerts/stream")).status_code == 401
+
+
+async def test_the_dashboard_shows_the_callers_units_in_figures(
+    officer: httpx.AsyncClient, world: World
+) -> None:
+    page = await officer.get("/console/dashboard")
+    assert page.status_code == 200
+    assert "统计概览" in page.text and "按期接收率" in page.text
+    every_label_used(page.text, "zh-CN")
+
+
+async def test_the_handover_inbox_lists_what_waits_for_the_callers_units_and_nothing_else(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    page = await officer.get("/console/handovers")
+    assert page.status_code == 200 and "交接收件箱" in page.text
+    ids = {int(i) for i in re.findall(r"<td>(\d+)</td>\s*<td>", page.text)}
+    assert world.handovers["o1"] in ids and world.handovers["o3"] not in ids
+    every_label_used(page.text, "zh-CN")
+
+
+async def test_pages_of_routes_a_role_may_not_use_are_refused(
+    client: httpx.AsyncClient, world: World, clock: ManualClock
+) -> None:
+    assert (await log_in(client, world, clock, "auditor")).status_code == 303
+    for path in ("/console/handovers", "/console/dashboard", "/console/alerts", "/console/cases"):
+        response = await client.get(path)
+        assert response.status_code == 403, path
+    stream = await client.get("/console/alerts/stream")
+    assert stream.status_code == 403

@@ -19,14 +19,16 @@ from casemgr.alerts import service as alerts
 from casemgr.alerts.push import EventStream, LiveStream
 from casemgr.alerts.schemas import Outcome, Resolution
 from casemgr.auth import service as auth
-from casemgr.auth.principal import MfaState, Principal
+from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState, Principal, Role
 from casemgr.cases import service as cases
 from casemgr.console.i18n import COOKIE as LANG_COOKIE
 from casemgr.console.i18n import Translator, pick
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
 from casemgr.errors import CasemgrError
+from casemgr.handovers import service as handovers
 from casemgr.people import service as people
+from casemgr.statistics import service as statistics
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
 
@@ -105,6 +107,15 @@ async def _caller(request: AnyRequest) -> tuple[Principal, str] | None:
     if principal is None or not principal.fully_authenticated:
         return None
     return principal, token
+
+
+def _refused(request: AnyRequest, token: str) -> Template:
+    """The page of a role the route is not for: the API answers the same with a 403."""
+    return _page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
+
+
+def _may(principal: Principal, roles: frozenset[Role]) -> bool:
+    return principal.role in roles
 
 
 def _to_login(request: AnyRequest) -> Redirect:
@@ -195,6 +206,8 @@ class ConsoleController(Controller):
         if caller is None:
             return _to_login(request)
         principal, token = caller
+        if not _may(principal, CASE_READERS):
+            return _refused(request, token)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         query = q.strip()[:100]
         async with scoped_transaction(resources_of(request).pool, principal) as conn:
@@ -217,6 +230,8 @@ class ConsoleController(Controller):
         if caller is None:
             return _to_login(request)
         principal, token = caller
+        if not _may(principal, CASE_READERS):
+            return _refused(request, token)
         if purpose not in PURPOSES:
             # Opening a file is audited with its purpose: ask first.
             return _page(request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token))
@@ -243,6 +258,8 @@ class ConsoleController(Controller):
         if caller is None:
             return _to_login(request)
         principal, token = caller
+        if not _may(principal, CASE_READERS):
+            return _refused(request, token)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
@@ -268,6 +285,8 @@ class ConsoleController(Controller):
         if caller is None:
             return _to_login(request)
         principal, token = caller
+        if not _may(principal, CASE_WRITERS):
+            return _refused(request, token)
         if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
             return _page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
         resources = resources_of(request)
@@ -300,6 +319,8 @@ class ConsoleController(Controller):
         if caller is None:
             return Response(b"", status_code=401, headers=SECURITY_HEADERS)
         principal, token = caller
+        if not _may(principal, CASE_READERS):
+            return Response(b"", status_code=403, headers=SECURITY_HEADERS)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         last = request.headers.get("last-event-id", "")
@@ -307,3 +328,41 @@ class ConsoleController(Controller):
             start = int(last) if last.isdigit() else await alerts.last_change(conn)
             await audit.record(conn, ctx, "alert.stream", object_type="alert")
         return EventStream(LiveStream(resources, ctx, token, start))
+
+    @get("/dashboard", opt=public("console.dashboard"))
+    async def dashboard(self, request: AnyRequest) -> Response[Any]:
+        """The caller's unit in figures, per child unit and program (the API's /statistics)."""
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if not _may(principal, CASE_READERS):
+            return _refused(request, token)
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        async with scoped_transaction(resources.pool, principal) as conn:
+            figures = await statistics.compute(
+                conn, ctx, org_unit_id=None, program=None, window_days=90, now=resources.clock.now()
+            )
+        return _page(request, "dashboard.html", figures=figures, csrf=csrf_token(token))
+
+    @get("/handovers", opt=public("console.handovers"))
+    async def handover_inbox(self, request: AnyRequest) -> Response[Any]:
+        """People handed over to the caller's units (from prison, court, hospital, another
+        office), the nearest intake deadline first."""
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if not _may(principal, CASE_WRITERS):
+            return _refused(request, token)
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        async with scoped_transaction(resources.pool, principal) as conn:
+            page = await handovers.list_handovers(
+                conn, ctx, incoming=True, status=None, after=None, limit=200
+            )
+        items = sorted(page.items, key=lambda h: (h.status != "pending", h.deadline))
+        return _page(
+            request, "handovers.html", items=items, now=resources.clock.now(), csrf=csrf_token(token)
+        )
