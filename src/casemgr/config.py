@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The console's session cookie carries Secure (sent over HTTPS only). Browsers refuse a Secure
     # cookie from a plain-HTTP page, even on localhost: the demo and development turn it off.
     console_cookie_secure: bool = True
+    # A tile server for the console's maps ({z}/{x}/{y} URL template); empty: zones and tracks
+    # are drawn without a background, so the map works with no network beyond this service.
+    console_tile_url: str = ""
     totp_issuer: str = "casemgr"
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 60 * 60
@@ -267,6 +270,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("log_level", "CASEMGR_LOG_LEVEL"),
         ("tracking_host", "CASEMGR_TRACKING_HOST"),
         ("tracking_namespace", "CASEMGR_TRACKING_NAMESPACE"),
+        ("console_tile_url", "CASEMGR_CONSOLE_TILE_URL"),
         ("sms_sender", "CASEMGR_SMS_SENDER"),
     ):
         raw = get(name)

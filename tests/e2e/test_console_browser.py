@@ -161,6 +161,17 @@ async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_liv
             )
             await expect(acknowledged).to_be_visible()
 
+            # The subject's map: the zones and the track drawn with no tile server at all.
+            await page.goto(f"{system['web']}/console/cases/{case_id}")
+            await page.get_by_role("button", name="打开档案").click()
+            await page.get_by_role("link", name="查看地图").click()
+            await expect(page.locator("#map[data-drawn]")).to_be_attached(timeout=10_000)
+            drawn = int(await page.locator("#map").get_attribute("data-drawn") or 0)
+            assert drawn >= 3  # the home, the place to keep away from, the track and its last fix
+            await expect(page.locator("path.zone-exclusion")).to_have_count(1)
+            await shot(page, "map")
+
+            await page.goto(f"{system['web']}/console/alerts")
             await page.get_by_role("link", name="English").click()
             await expect(page.get_by_role("heading", name="Alert inbox")).to_be_visible()
         finally:

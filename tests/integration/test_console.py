@@ -73,7 +73,12 @@ async def test_the_login_page_is_in_chinese_by_default_and_in_english_by_the_swi
 async def test_pages_send_a_content_security_policy_without_inline_script(client: httpx.AsyncClient) -> None:
     page = await client.get("/console/login")
     policy = page.headers["content-security-policy"]
-    assert CSP_NO_INLINE.search(policy) and "unsafe-inline" not in policy
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    assert CSP_NO_INLINE.search(policy)
+    # No inline script, no eval, no inline style sheet; only style attributes (the map's).
+    assert "unsafe" not in directives["script-src"] and "unsafe" not in directives["style-src"]
+    assert "unsafe-eval" not in policy
+    assert [name for name, value in directives.items() if "unsafe-inline" in value] == ["style-src-attr"]
     assert "frame-ancestors 'none'" in policy
     assert "<script>" not in page.text and " on" + "click=" not in page.text
     script = await client.get("/console/static/vendor/htmx-2.0.11.min.js")
@@ -247,3 +252,45 @@ async def test_pages_of_routes_a_role_may_not_use_are_refused(
         assert response.status_code == 403, path
     stream = await client.get("/console/alerts/stream")
     assert stream.status_code == 403
+
+
+async def test_the_map_data_hold_the_orders_zones_and_the_recent_track_read_with_a_purpose(
+    officer: httpx.AsyncClient, world: World, owner: Any, clock: ManualClock
+) -> None:
+    from datetime import timedelta
+
+    case_id, order_id = world.cases["cc_o1"], world.orders["cc_o1"]
+    now = clock.now()
+    await owner.execute("SELECT ensure_ping_partition($1)", now.date())
+    await owner.execute("SELECT ensure_ping_partition($1)", (now - timedelta(hours=2)).date())
+    for minutes in (90, 60, 30):
+        await owner.execute(
+            "INSERT INTO pings (device_id, seq, order_id, case_id, fixed_at, received_at, longitude, "
+            "latitude, accuracy_m, strap_state, case_state) "
+            "VALUES ($1, $2, $3, $4, $5, $5, 121.47, 31.23, 8, 'intact', 'closed')",
+            world.devices["cc_o1"],
+            minutes,
+            order_id,
+            case_id,
+            now - timedelta(minutes=minutes),
+        )
+    page = await officer.get(f"/console/cases/{case_id}/map", params={"purpose": "case.purpose.review"})
+    assert page.status_code == 200 and 'id="map"' in page.text and "leaflet-1.9.4.js" in page.text
+    every_label_used(page.text, "zh-CN")
+    data = await officer.get(f"/console/cases/{case_id}/map.json", params={"purpose": "case.purpose.review"})
+    assert data.status_code == 200, data.text
+    body = data.json()
+    assert body["order_id"] == order_id
+    assert [z["kind"] for z in body["zones"]] == ["exclusion"]
+    assert [round(fix[1], 2) for fix in body["track"]] == [121.47, 121.47, 121.47]  # oldest first
+    assert (await officer.get(f"/console/cases/{case_id}/map.json")).status_code == 428
+    elsewhere = await officer.get(
+        f"/console/cases/{world.cases['cc_o3']}/map.json", params={"purpose": "case.purpose.review"}
+    )
+    assert elsewhere.status_code in (403, 404)
+    audited = await owner.fetchval(
+        "SELECT purpose FROM audit_log WHERE action = 'monitoring.map_read' AND object_id = $1 "
+        "ORDER BY id DESC LIMIT 1",
+        str(case_id),
+    )
+    assert audited == "定期评估"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -27,6 +28,7 @@ from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
 from casemgr.errors import CasemgrError
 from casemgr.handovers import service as handovers
+from casemgr.monitoring import service as monitoring
 from casemgr.people import service as people
 from casemgr.statistics import service as statistics
 from casemgr.web.access import public, request_id_of, resources_of
@@ -34,10 +36,13 @@ from casemgr.wire import IdPath
 
 SESSION_COOKIE = "casemgr_console"
 PURPOSES = ("case.purpose.home_visit", "case.purpose.review", "case.purpose.alert")
-# No inline script or style anywhere: scripts and styles come from /console/static only.
+# No inline script anywhere, and no inline style sheet: scripts and styles come from
+# /console/static only. Style *attributes* are allowed (style-src-attr): the map library
+# places its panes and shapes with them; they cannot run code.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+        "img-src 'self' data:; "
         "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -58,6 +63,18 @@ def csrf_token(session_token: str) -> str:
 
 def _language(request: AnyRequest) -> str:
     return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
+
+
+def _headers(tiles: str = "") -> dict[str, str]:
+    """The security headers; a page that shows map tiles lets images come from their server."""
+    if not tiles:
+        return SECURITY_HEADERS
+    parts = urlsplit(tiles)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "img-src 'self' data:", f"img-src 'self' data: {origin}"
+    )
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
 
 
 def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> Template:
@@ -82,7 +99,7 @@ def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> 
             **context,
         },
         status_code=status,
-        headers=SECURITY_HEADERS,
+        headers=_headers(context.get("tiles", "")),
         cookies=cookies,
     )
 
@@ -250,7 +267,16 @@ class ConsoleController(Controller):
         # The detail as the caller may see it (the sensitive fields only when cleared for them).
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
         detail.pop("program", None)
-        return _page(request, "case.html", case=case, detail=detail, events=events, csrf=csrf_token(token))
+        return _page(
+            request,
+            "case.html",
+            case=case,
+            detail=detail,
+            events=events,
+            purpose=purpose,
+            with_map=_may(principal, CASE_WRITERS),
+            csrf=csrf_token(token),
+        )
 
     @get("/alerts", opt=public("console.alerts"))
     async def alert_inbox(self, request: AnyRequest) -> Response[Any]:
@@ -366,3 +392,51 @@ class ConsoleController(Controller):
         return _page(
             request, "handovers.html", items=items, now=resources.clock.now(), csrf=csrf_token(token)
         )
+
+    @get("/cases/{case_id:int}/map", opt=public("console.map"))
+    async def case_map_page(
+        self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
+    ) -> Response[Any]:
+        """Zones and the last day's track on a map that needs no tile server: the zones and the
+        track are drawn on their own, over tiles only when CASEMGR_CONSOLE_TILE_URL names some."""
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if not _may(principal, CASE_WRITERS):
+            return _refused(request, token)
+        if purpose not in PURPOSES:
+            return _page(
+                request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token), map=True
+            )
+        return _page(
+            request,
+            "map.html",
+            case_id=case_id,
+            source=f"/console/cases/{case_id}/map.json?purpose={purpose}",
+            tiles=resources_of(request).settings.console_tile_url,
+            csrf=csrf_token(token),
+        )
+
+    @get("/cases/{case_id:int}/map.json", opt=public("console.map_data"))
+    async def case_map_data(
+        self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
+    ) -> Response[Any]:
+        caller = await _caller(request)
+        if caller is None or purpose not in PURPOSES:
+            return Response(b"", status_code=401 if caller is None else 428, headers=SECURITY_HEADERS)
+        principal, _ = caller
+        if not _may(principal, CASE_WRITERS):
+            return Response(b"", status_code=403, headers=SECURITY_HEADERS)
+        resources = resources_of(request)
+        ctx = RequestContext(
+            request_id=request_id_of(request.scope),
+            principal=principal,
+            purpose=Translator(_language(request))(purpose),
+        )
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                found = await monitoring.case_map(conn, ctx, case_id, resources.clock.now())
+        except CasemgrError as e:
+            return Response(b"", status_code=e.status, headers=SECURITY_HEADERS)
+        return Response(msgspec.json.encode(found), media_type="application/json", headers=SECURITY_HEADERS)

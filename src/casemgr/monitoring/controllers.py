@@ -23,6 +23,7 @@ from casemgr.monitoring.schemas import (
     Absence,
     AbsenceCreate,
     Assignment,
+    CaseMap,
     Decision,
     Device,
     DeviceCreate,
@@ -86,6 +87,20 @@ class MonitoringOrderController(Controller):
         resources = resources_of(request)
         async with scoped_transaction(resources.pool, ctx.caller) as conn:
             return await service.orders_of_case(conn, ctx, case_id, resources.clock.now())
+
+    @get("/cases/{case_id:int}/map", opt=access("monitoring.map_read", CASE_WRITERS, purpose=True))
+    async def case_map(
+        self,
+        request: AnyRequest,
+        case_id: IdPath,
+        ctx: Ctx,
+        hours: Annotated[int, QueryParameter(ge=1, le=168, description="how far back the track goes")] = 24,
+    ) -> CaseMap:
+        """The subject's zones and track (fixes with a position, oldest first, as [time,
+        longitude, latitude, accuracy]): where a person was, read with a stated purpose."""
+        resources = resources_of(request)
+        async with scoped_transaction(resources.pool, ctx.caller) as conn:
+            return await service.case_map(conn, ctx, case_id, resources.clock.now(), hours)
 
     @get("/monitoring-orders/{order_id:int}", opt=access("monitoring.order_read", CASE_WRITERS, purpose=True))
     async def read_order(self, request: AnyRequest, order_id: IdPath, ctx: Ctx) -> MonitoringOrder:

@@ -471,3 +471,22 @@ async def queued(conn: asyncpg.Connection, older_than: datetime, limit: int) -> 
 
 async def queue_all(conn: asyncpg.Connection) -> int:
     return rows_affected(await conn.execute(_QUEUE_ALL))
+
+
+# The index on (order_id, fixed_at) and the day partitions keep this to the window asked for;
+# fixes without a position are left out (they draw nothing).
+_RECENT_TRACK = """
+SELECT fixed_at, longitude, latitude, accuracy_m FROM pings
+ WHERE order_id = $1 AND fixed_at >= $2 AND longitude IS NOT NULL
+ ORDER BY fixed_at
+ LIMIT $3
+"""
+
+
+async def recent_track(
+    conn: asyncpg.Connection, order_id: int, since: datetime, limit: int
+) -> list[tuple[datetime, float, float, float | None]]:
+    return [
+        (r["fixed_at"], r["longitude"], r["latitude"], r["accuracy_m"])
+        for r in await conn.fetch(_RECENT_TRACK, order_id, since, limit)
+    ]

@@ -183,3 +183,23 @@ class DeviceCredentials(msgspec.Struct, frozen=True, kw_only=True):
 
 class Assignment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     device_id: DeviceId
+
+
+class TrackPoint(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One fix of the track: [time, longitude, latitude, accuracy in metres]."""
+
+    at: datetime
+    longitude: float
+    latitude: float
+    accuracy_m: float | None
+
+
+class CaseMap(msgspec.Struct, frozen=True, kw_only=True):
+    """What a map of a subject shows: the zones of the order in force (else of the latest
+    order) and the fixes of the last `hours`, oldest first."""
+
+    case_id: int
+    order_id: int | None
+    hours: int
+    zones: list[Zone]
+    track: list[TrackPoint]

@@ -33,6 +33,7 @@ from casemgr.monitoring.schemas import (
     Absence,
     AbsenceCreate,
     Assignment,
+    CaseMap,
     CircleIn,
     Decision,
     Device,
@@ -45,10 +46,14 @@ from casemgr.monitoring.schemas import (
     OrderStatus,
     Renewal,
     RenewalRequest,
+    TrackPoint,
     Zone,
     ZoneCreate,
 )
 from casemgr.orgunits.service import unit_in_scope
+
+# A day of fixes every 30 s is 2,880: enough for a map, bounded for the page.
+MAX_TRACK_POINTS = 5000
 
 _MAX_TERM = timedelta(days=MAX_ORDER_DAYS)
 _APPROVER_UNIT_KINDS = frozenset({"city", "district"})
@@ -234,6 +239,30 @@ async def read_order(
     found = await _read(conn, order_id, now)
     await audit.record(conn, ctx, "monitoring.order_read", object_type="monitoring_order", object_id=order_id)
     return found
+
+
+async def case_map(
+    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime, hours: int = 24
+) -> CaseMap:
+    """The subject's zones and recent track: where a person was is read with a stated purpose
+    and audited like a case file."""
+    await authorize_case(conn, ctx, case_id, may_read, "read")
+    orders = await repository.orders_of_case(conn, case_id, now)
+    chosen = next((o for o in orders if o.in_force), None) or (
+        max(orders, key=lambda o: o.starts_at) if orders else None
+    )
+    zones: list[Zone] = []
+    track: list[TrackPoint] = []
+    if chosen is not None:
+        zones = (await _read(conn, chosen.id, now)).zones
+        fixes = await repository.recent_track(conn, chosen.id, now - timedelta(hours=hours), MAX_TRACK_POINTS)
+        track = [
+            TrackPoint(at=at, longitude=lon, latitude=lat, accuracy_m=acc) for at, lon, lat, acc in fixes
+        ]
+    await audit.record(conn, ctx, "monitoring.map_read", object_type="case", object_id=case_id)
+    return CaseMap(
+        case_id=case_id, order_id=chosen.id if chosen else None, hours=hours, zones=zones, track=track
+    )
 
 
 async def orders_of_case(
