@@ -294,3 +294,49 @@ async def test_the_map_data_hold_the_orders_zones_and_the_recent_track_read_with
         str(case_id),
     )
     assert audited == "定期评估"
+
+
+async def test_a_zone_drawn_on_the_map_is_added_to_the_order_in_force(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    case_id, order_id = world.cases["cc_o1"], world.orders["cc_o1"]
+    page = await officer.get(f"/console/cases/{case_id}/map", params={"purpose": "case.purpose.review"})
+    assert 'id="zone-form"' in page.text and '<label for="zone-centre">' in page.text
+    token = csrf_of(page.text)
+    before = await owner.fetchval("SELECT count(*) FROM zones WHERE order_id = $1", order_id)
+    circle = {
+        "csrf": token,
+        "purpose": "case.purpose.review",
+        "kind": "exclusion",
+        "label": "Bar street",
+        "shape": "circle",
+        "centre": "121.4800,31.2400",
+        "radius_m": "150",
+    }
+    added = await officer.post(f"/console/cases/{case_id}/zones", data=circle)
+    assert added.status_code == 303, added.text
+    assert added.headers["location"].startswith(f"/console/cases/{case_id}/map")
+    polygon = {
+        **circle,
+        "label": "Park",
+        "kind": "inclusion",
+        "shape": "polygon",
+        "points": "121.47,31.23;121.48,31.23;121.48,31.24;121.47,31.24",
+    }
+    assert (await officer.post(f"/console/cases/{case_id}/zones", data=polygon)).status_code == 303
+    crossed = {**polygon, "points": "121.47,31.23;121.48,31.24;121.48,31.23;121.47,31.24"}  # a bow tie
+    assert (await officer.post(f"/console/cases/{case_id}/zones", data=crossed)).status_code == 422
+    assert (
+        await officer.post(f"/console/cases/{case_id}/zones", data={**circle, "centre": ""})
+    ).status_code == 422
+    assert (
+        await officer.post(f"/console/cases/{case_id}/zones", data={**circle, "csrf": "0" * 32})
+    ).status_code == 403
+    rows = await owner.fetch("SELECT kind::text, label FROM zones WHERE order_id = $1 ORDER BY id", order_id)
+    assert len(rows) == before + 2
+    assert [(r["kind"], r["label"]) for r in rows[-2:]] == [
+        ("exclusion", "Bar street"),
+        ("inclusion", "Park"),
+    ]
+    elsewhere = await officer.post(f"/console/cases/{world.cases['cc_o3']}/zones", data=circle)
+    assert elsewhere.status_code in (403, 404)

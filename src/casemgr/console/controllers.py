@@ -26,9 +26,10 @@ from casemgr.console.i18n import COOKIE as LANG_COOKIE
 from casemgr.console.i18n import Translator, pick
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
-from casemgr.errors import CasemgrError
+from casemgr.errors import CasemgrError, NotFound
 from casemgr.handovers import service as handovers
 from casemgr.monitoring import service as monitoring
+from casemgr.monitoring.schemas import ZoneCreate
 from casemgr.people import service as people
 from casemgr.statistics import service as statistics
 from casemgr.web.access import public, request_id_of, resources_of
@@ -409,10 +410,19 @@ class ConsoleController(Controller):
             return _page(
                 request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token), map=True
             )
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                editable = await monitoring.order_in_force(conn, ctx, case_id, resources.clock.now())
+        except CasemgrError:
+            editable = None  # read-only for who may read but not change the case
         return _page(
             request,
             "map.html",
             case_id=case_id,
+            purpose=purpose,
+            editable=editable is not None,
             source=f"/console/cases/{case_id}/map.json?purpose={purpose}",
             tiles=resources_of(request).settings.console_tile_url,
             csrf=csrf_token(token),
@@ -440,3 +450,66 @@ class ConsoleController(Controller):
         except CasemgrError as e:
             return Response(b"", status_code=e.status, headers=SECURITY_HEADERS)
         return Response(msgspec.json.encode(found), media_type="application/json", headers=SECURITY_HEADERS)
+
+    @post("/cases/{case_id:int}/zones", status_code=303, opt=public("console.zone_add"))
+    async def add_zone(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
+        """A zone drawn on the map (a centre and a radius, or the corners of a polygon), added to
+        the order in force and published to the tracking core, as the API's POST does."""
+        caller = await _caller(request)
+        if caller is None:
+            return _to_login(request)
+        principal, token = caller
+        if not _may(principal, CASE_WRITERS):
+            return _refused(request, token)
+        if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
+            return _refused(request, token)
+        try:
+            zone = _zone_from_form(data)
+        except (ValueError, msgspec.ValidationError):
+            return _page(request, "error.html", status=422, message="zone.invalid", csrf=csrf_token(token))
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+
+        async def work(conn: Any, now: Any, staged: Any) -> Any:
+            order_id = await monitoring.order_in_force(conn, ctx, case_id, now)
+            if order_id is None:
+                raise NotFound("this case has no monitoring order in force")
+            return await monitoring.add_zone(conn, ctx, order_id, zone, now, staged)
+
+        try:
+            await monitoring.change_then_publish(resources, ctx, work)
+        except CasemgrError as e:
+            message = (
+                "zone.invalid"
+                if e.status == 422
+                else "error.not_found"
+                if e.status == 404
+                else "error.forbidden"
+            )
+            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        purpose = data.get("purpose", "")
+        return Redirect(
+            f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
+            status_code=303,
+            headers=SECURITY_HEADERS,
+        )
+
+
+def _zone_from_form(data: dict[str, str]) -> ZoneCreate:
+    """The form's drawing as the API's zone: "lon,lat" and a radius, or "lon,lat;lon,lat;..."."""
+
+    def point(text: str) -> tuple[float, float]:
+        lon, lat = (float(part) for part in text.split(","))
+        return lon, lat
+
+    if data.get("shape") == "polygon":
+        corners = [point(p) for p in data.get("points", "").split(";") if p.strip()]
+        if len(corners) < 3:
+            raise ValueError("a polygon needs three corners")
+        shape: dict[str, Any] = {"type": "Polygon", "coordinates": [[*corners, corners[0]]]}
+    else:
+        lon, lat = point(data.get("centre", ""))
+        shape = {"type": "circle", "centre": [lon, lat], "radius_m": float(data.get("radius_m", "0"))}
+    return msgspec.convert(
+        {"kind": data.get("kind"), "label": data.get("label", "").strip(), "shape": shape}, ZoneCreate
+    )

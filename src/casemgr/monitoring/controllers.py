@@ -51,15 +51,7 @@ async def _in_transaction_then_publish(
     ctx: Ctx,
     work: Callable[[asyncpg.Connection, datetime, list[Staged]], Awaitable[T]],
 ) -> T:
-    """Run a change in one scoped transaction; after the commit, tell the tracking core about
-    the devices the change staged (what fails stays in the outbox, see publisher.py)."""
-    resources = resources_of(request)
-    staged: list[Staged] = []
-    async with scoped_transaction(resources.pool, ctx.caller) as conn:
-        result = await work(conn, resources.clock.now(), staged)
-    if staged:
-        await resources.tracking.publish(resources.pool, staged, resources.clock.now())
-    return result
+    return await service.change_then_publish(resources_of(request), ctx, work)
 
 
 class MonitoringOrderController(Controller):

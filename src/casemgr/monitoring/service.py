@@ -10,7 +10,9 @@ for publication (see publisher.py); the controller publishes after the commit.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import msgspec
@@ -24,6 +26,7 @@ from casemgr.cases.access import may_read, may_write
 from casemgr.cases.service import authorize_case
 from casemgr.context import RequestContext
 from casemgr.crypto import Keyring
+from casemgr.db import scoped_transaction
 from casemgr.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from casemgr.monitoring import repository
 from casemgr.monitoring.publisher import Staged, stage
@@ -51,6 +54,11 @@ from casemgr.monitoring.schemas import (
     ZoneCreate,
 )
 from casemgr.orgunits.service import unit_in_scope
+
+if TYPE_CHECKING:
+    from casemgr.resources import Resources
+
+T = TypeVar("T")
 
 # A day of fixes every 30 s is 2,880: enough for a map, bounded for the page.
 MAX_TRACK_POINTS = 5000
@@ -239,6 +247,29 @@ async def read_order(
     found = await _read(conn, order_id, now)
     await audit.record(conn, ctx, "monitoring.order_read", object_type="monitoring_order", object_id=order_id)
     return found
+
+
+async def change_then_publish(
+    resources: Resources,
+    ctx: RequestContext,
+    work: Callable[[asyncpg.Connection, datetime, list[Staged]], Awaitable[T]],
+) -> T:
+    """Run a change in one scoped transaction; after the commit, tell the tracking core about
+    the devices the change staged (what fails stays in the outbox, see publisher.py)."""
+    staged: list[Staged] = []
+    async with scoped_transaction(resources.pool, ctx.caller) as conn:
+        result = await work(conn, resources.clock.now(), staged)
+    if staged:
+        await resources.tracking.publish(resources.pool, staged, resources.clock.now())
+    return result
+
+
+async def order_in_force(
+    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime
+) -> int | None:
+    """The case's order in force, for a change to its zones (the change itself authorizes)."""
+    await authorize_case(conn, ctx, case_id, may_write, "change")
+    return next((o.id for o in await repository.orders_of_case(conn, case_id, now) if o.in_force), None)
 
 
 async def case_map(

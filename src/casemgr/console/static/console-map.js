@@ -5,6 +5,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var element = document.getElementById("map");
   if (!element || !window.L) return;
   var map = L.map(element, { attributionControl: false });
+  element._casemgrMap = map;
   var tiles = element.getAttribute("data-tiles");
   if (tiles) L.tileLayer(tiles, { maxZoom: 19 }).addTo(map);
   fetch(element.getAttribute("data-source"), { credentials: "same-origin" })
@@ -42,6 +43,49 @@ document.addEventListener("DOMContentLoaded", function () {
       }
       if (layers.length) map.fitBounds(L.featureGroup(layers).getBounds().pad(0.2));
       element.setAttribute("data-drawn", String(layers.length));
+      element.dispatchEvent(new Event("casemgr:map-ready"));
     })
     .catch(function (error) { element.setAttribute("data-error", error.message); });
+});
+
+// The zone editor under the map: clicks set a circle's centre or add a polygon's corners to the
+// form's text fields (which can be typed into as well), with a preview on the map.
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.getElementById("zone-form");
+  var element = document.getElementById("map");
+  if (!form || !element) return;
+  var preview = null;
+  function map() { return element._casemgrMap; }
+  function clear() {
+    if (preview && map()) map().removeLayer(preview);
+    preview = null;
+  }
+  function draw() {
+    clear();
+    if (!map()) return;
+    var shape = form.querySelector("input[name=shape]:checked").value;
+    if (shape === "circle") {
+      var centre = form.centre.value.split(",").map(Number);
+      if (centre.length === 2 && !isNaN(centre[0]) && !isNaN(centre[1])) {
+        preview = L.circle([centre[1], centre[0]], { radius: Number(form.radius_m.value) || 1, dashArray: "4", className: "preview" }).addTo(map());
+      }
+    } else {
+      var corners = form.points.value.split(";").filter(Boolean).map(function (p) {
+        var c = p.split(",").map(Number); return [c[1], c[0]];
+      });
+      if (corners.length) preview = L.polygon(corners, { dashArray: "4", className: "preview" }).addTo(map());
+    }
+  }
+  element.addEventListener("casemgr:map-ready", function () {
+    map().on("click", function (event) {
+      var here = event.latlng.lng.toFixed(6) + "," + event.latlng.lat.toFixed(6);
+      if (form.querySelector("input[name=shape]:checked").value === "circle") form.centre.value = here;
+      else form.points.value = form.points.value ? form.points.value + ";" + here : here;
+      draw();
+    });
+  });
+  ["input", "change"].forEach(function (kind) { form.addEventListener(kind, draw); });
+  document.getElementById("zone-clear").addEventListener("click", function () {
+    form.centre.value = ""; form.points.value = ""; clear();
+  });
 });
