@@ -172,7 +172,7 @@ async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_liv
             await shot(page, "map")
             # Drawing a zone: a click on the map sets a circle's centre, then the form is saved.
             await page.locator("#map").click(position={"x": 200, "y": 150})
-            await expect(page.get_by_label("圆心（经度,纬度）")).not_to_have_value("")
+            await expect(page.locator("#zone-centre")).not_to_have_value("")
             await page.get_by_label("名称").fill("网吧")
             await page.get_by_role("button", name="保存区域").click()
             await expect(page.locator("#map[data-drawn]")).to_be_attached(timeout=10_000)
