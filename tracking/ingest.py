@@ -340,7 +340,9 @@ class Ingest:
             if not is_batch:
                 raise ValidationFailed(_reason(e), field=_field_of(e)) from None
             return self._decode_each(items, body, one)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # msgspec's MessagePack decoder lets a string that is not UTF-8 through as
+            # UnicodeDecodeError (found by tests/tracking/test_ping_fuzz.py).
             raise BadRequest("the body is not valid JSON or MessagePack for its Content-Type") from None
         pings = decoded if is_batch else [decoded]
         self._check_size(len(pings))
@@ -351,7 +353,7 @@ class Ingest:
     ) -> tuple[list[tuple[int, Ping]], list[RejectedPing]]:
         try:
             raws = items.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             raise BadRequest("the body is not valid JSON or MessagePack for its Content-Type") from None
         self._check_size(len(raws))
         good: list[tuple[int, Ping]] = []
@@ -359,7 +361,7 @@ class Ingest:
         for index, raw in enumerate(raws):
             try:
                 good.append((index, one.decode(raw)))
-            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as e:
                 bad.append(
                     RejectedPing(
                         index=index, reason=_reason(e) if isinstance(e, msgspec.ValidationError) else str(e)

@@ -159,6 +159,9 @@ async def test_a_case_file_opens_after_a_purpose_is_stated_and_escapes_what_it_s
     opened = await officer.get(f"/console/cases/{case_id}", params={"purpose": "case.purpose.review"})
     assert opened.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in opened.text and "<script>alert" not in opened.text
+    # The contacts, notes and documents of the file, each read as the API reads it (and audited).
+    assert "走访与报到" in opened.text and "文书材料" in opened.text and "order.pdf" in opened.text
+    every_label_used(opened.text, "zh-CN")
     audited = await owner.fetchval(
         "SELECT purpose FROM audit_log WHERE action = 'case.read' AND object_id = $1 "
         "ORDER BY id DESC LIMIT 1",

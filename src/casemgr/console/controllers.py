@@ -31,7 +31,10 @@ from casemgr.handovers import service as handovers
 from casemgr.monitoring import service as monitoring
 from casemgr.monitoring.schemas import ZoneCreate
 from casemgr.people import service as people
+from casemgr.records import service as records
+from casemgr.resources import Resources
 from casemgr.statistics import service as statistics
+from casemgr.supervision import service as supervision
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
 
@@ -265,6 +268,7 @@ class ConsoleController(Controller):
         except CasemgrError as e:
             message = "error.not_found" if e.status == 404 else "error.forbidden"
             return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        records = await _case_records(resources, ctx, case_id)
         # The detail as the caller may see it (the sensitive fields only when cleared for them).
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
         detail.pop("program", None)
@@ -276,6 +280,7 @@ class ConsoleController(Controller):
             events=events,
             purpose=purpose,
             with_map=_may(principal, CASE_WRITERS),
+            **records,
             csrf=csrf_token(token),
         )
 
@@ -513,3 +518,21 @@ def _zone_from_form(data: dict[str, str]) -> ZoneCreate:
     return msgspec.convert(
         {"kind": data.get("kind"), "label": data.get("label", "").strip(), "shape": shape}, ZoneCreate
     )
+
+
+async def _case_records(resources: Resources, ctx: RequestContext, case_id: int) -> dict[str, Any]:
+    """The contacts, notes and documents of a case file, each read (and audited) as the API reads
+    it; a part the caller's role may not read is left out, as the API would refuse it."""
+    parts: dict[str, Any] = {"contacts": None, "notes": None, "documents": None}
+    for name in parts:
+        try:
+            async with scoped_transaction(resources.pool, ctx.caller) as conn:
+                if name == "contacts":
+                    parts[name] = await supervision.contacts(conn, ctx, case_id, 20)
+                elif name == "notes":
+                    parts[name] = await records.notes(conn, ctx, case_id, None, 20)
+                else:
+                    parts[name] = await records.documents(conn, ctx, case_id)
+        except CasemgrError:
+            continue
+    return parts
