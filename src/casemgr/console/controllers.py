@@ -3,16 +3,12 @@ the API (which authorize, filter by scope and audit), and renders a template."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar import Controller, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from casemgr import audit
@@ -20,10 +16,24 @@ from casemgr.alerts import service as alerts
 from casemgr.alerts.push import EventStream, LiveStream
 from casemgr.alerts.schemas import Outcome, Resolution
 from casemgr.auth import service as auth
-from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState, Principal, Role
+from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState
 from casemgr.cases import service as cases
-from casemgr.console.i18n import COOKIE as LANG_COOKIE
-from casemgr.console.i18n import Translator, pick
+from casemgr.console.i18n import Translator
+from casemgr.console.pages import (
+    PURPOSES,
+    SECURITY_HEADERS,
+    AnyRequest,
+    Form,
+    caller_of,
+    csrf_token,
+    language_of,
+    may,
+    page,
+    refused,
+    same_origin,
+    session_cookie,
+    to_login,
+)
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
 from casemgr.errors import CasemgrError, NotFound
@@ -38,117 +48,6 @@ from casemgr.supervision import service as supervision
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
 
-SESSION_COOKIE = "casemgr_console"
-PURPOSES = ("case.purpose.home_visit", "case.purpose.review", "case.purpose.alert")
-# No inline script anywhere, and no inline style sheet: scripts and styles come from
-# /console/static only. Style *attributes* are allowed (style-src-attr): the map library
-# places its panes and shapes with them; they cannot run code.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
-        "img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on its own
-    # form posts, and the login could not tell them from a post of another site.
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-AnyRequest = Request[Any, Any, Any]
-
-
-def csrf_token(session_token: str) -> str:
-    """Derived from the session's secret token, which a page of another site cannot read: a
-    form posted from elsewhere cannot carry it."""
-    return hashlib.sha256(b"casemgr-console-csrf:" + session_token.encode()).hexdigest()[:32]
-
-
-def _language(request: AnyRequest) -> str:
-    return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
-
-
-def _headers(tiles: str = "") -> dict[str, str]:
-    """The security headers; a page that shows map tiles lets images come from their server."""
-    if not tiles:
-        return SECURITY_HEADERS
-    parts = urlsplit(tiles)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
-        "img-src 'self' data:", f"img-src 'self' data: {origin}"
-    )
-    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
-
-
-def _page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> Template:
-    language = _language(request)
-    cookies = []
-    if request.query_params.get("lang"):
-        cookies.append(
-            Cookie(
-                key=LANG_COOKIE,
-                value=language,
-                path="/console",
-                samesite="strict",
-                secure=resources_of(request).settings.console_cookie_secure,
-            )
-        )
-    return Template(
-        template_name=name,
-        context={
-            "t": Translator(language),
-            "language": language,
-            "request_path": request.url.path,
-            **context,
-        },
-        status_code=status,
-        headers=_headers(context.get("tiles", "")),
-        cookies=cookies,
-    )
-
-
-def _session_cookie(request: AnyRequest, token: str, max_age: int | None) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=token,
-        path="/console",
-        httponly=True,
-        secure=resources_of(request).settings.console_cookie_secure,
-        samesite="strict",
-        max_age=max_age,
-    )
-
-
-async def _caller(request: AnyRequest) -> tuple[Principal, str] | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    principal = await resources_of(request).sessions.resolve(token)
-    if principal is None or not principal.fully_authenticated:
-        return None
-    return principal, token
-
-
-def _refused(request: AnyRequest, token: str) -> Template:
-    """The page of a role the route is not for: the API answers the same with a 403."""
-    return _page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
-
-
-def _may(principal: Principal, roles: frozenset[Role]) -> bool:
-    return principal.role in roles
-
-
-def _to_login(request: AnyRequest) -> Redirect:
-    return Redirect("/console/login", headers=SECURITY_HEADERS)
-
-
-def _same_origin(request: AnyRequest) -> bool:
-    """A form post from a page of this site: the browser's Origin names it (login has no session
-    yet, so no CSRF token; this is what stops a login forced from another site)."""
-    origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
-
 
 class ConsoleController(Controller):
     path = "/console"
@@ -156,12 +55,12 @@ class ConsoleController(Controller):
 
     @get("/login", opt=public("console.login_page"))
     async def login_page(self, request: AnyRequest) -> Template:
-        return _page(request, "login.html", need_code=False, failed=False)
+        return page(request, "login.html", need_code=False, failed=False)
 
     @post("/login", status_code=303, opt=public("console.login", login=True))
     async def login(self, request: AnyRequest, data: Form) -> Response[Any]:
-        if not _same_origin(request):
-            return _page(request, "login.html", status=403, need_code=False, failed=True)
+        if not same_origin(request):
+            return page(request, "login.html", status=403, need_code=False, failed=True)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope))
         async with scoped_transaction(resources.pool, None) as conn:
@@ -169,7 +68,7 @@ class ConsoleController(Controller):
                 conn, resources, ctx, data.get("username", ""), data.get("password", "")
             )
         if isinstance(outcome, auth.Refused):
-            return _page(request, "login.html", status=401, need_code=False, failed=True)
+            return page(request, "login.html", status=401, need_code=False, failed=True)
         issued = await resources.sessions.issue(
             account_id=outcome.account_id,
             role=outcome.role,
@@ -181,13 +80,13 @@ class ConsoleController(Controller):
             code = data.get("code", "").strip()
             if outcome.mfa is MfaState.ENROL or not code:
                 await resources.sessions.revoke(issued.principal)
-                return _page(request, "login.html", status=401, need_code=True, failed=bool(code))
+                return page(request, "login.html", status=401, need_code=True, failed=bool(code))
             pending = RequestContext(request_id=ctx.request_id, principal=issued.principal)
             async with scoped_transaction(resources.pool, issued.principal) as conn:
                 verified = await auth.verify_totp(conn, resources, pending, code)
             await resources.sessions.revoke(issued.principal)
             if isinstance(verified, auth.Refused):
-                return _page(request, "login.html", status=401, need_code=True, failed=True)
+                return page(request, "login.html", status=401, need_code=True, failed=True)
             issued = await resources.sessions.issue(
                 account_id=verified.account_id,
                 role=verified.role,
@@ -199,22 +98,22 @@ class ConsoleController(Controller):
             "/console/cases",
             status_code=303,
             headers=SECURITY_HEADERS,
-            cookies=[_session_cookie(request, issued.token, resources.settings.session_absolute_seconds)],
+            cookies=[session_cookie(request, issued.token, resources.settings.session_absolute_seconds)],
         )
 
     @post("/logout", status_code=303, opt=public("console.logout"))
     async def logout(self, request: AnyRequest, data: Form) -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is not None:
             principal, token = caller
             if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-                return _page(request, "error.html", status=403, message="error.forbidden")
+                return page(request, "error.html", status=403, message="error.forbidden")
             await resources_of(request).sessions.revoke(principal)
         return Redirect(
             "/console/login",
             status_code=303,
             headers=SECURITY_HEADERS,
-            cookies=[_session_cookie(request, "", max_age=0)],
+            cookies=[session_cookie(request, "", max_age=0)],
         )
 
     @get("/", opt=public("console.home"))
@@ -223,23 +122,23 @@ class ConsoleController(Controller):
 
     @get("/cases", opt=public("console.caseload"))
     async def caseload(self, request: AnyRequest, q: FromQuery[str] = "") -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_READERS):
-            return _refused(request, token)
+        if not may(principal, CASE_READERS):
+            return refused(request, token)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         query = q.strip()[:100]
         async with scoped_transaction(resources_of(request).pool, principal) as conn:
-            page = await cases.list_cases(conn, ctx, program=None, mine=False, after=None, limit=100)
+            listing = await cases.list_cases(conn, ctx, program=None, mine=False, after=None, limit=100)
             found = await people.search(conn, ctx, query, after=None, limit=50) if query else None
-        items = page.items
+        items = listing.items
         if found is not None:
             # A search by name, pinyin initials or ID number narrows the caseload to those people.
             wanted = {person.id for person in found.items}
             items = [item for item in items if item.person_id in wanted]
-        return _page(
+        return page(
             request, "caseload.html", items=items, query=query, csrf=csrf_token(token), principal=principal
         )
 
@@ -247,16 +146,16 @@ class ConsoleController(Controller):
     async def case_file(
         self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
     ) -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_READERS):
-            return _refused(request, token)
+        if not may(principal, CASE_READERS):
+            return refused(request, token)
         if purpose not in PURPOSES:
             # Opening a file is audited with its purpose: ask first.
-            return _page(request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token))
-        translate = Translator(_language(request))
+            return page(request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token))
+        translate = Translator(language_of(request))
         ctx = RequestContext(
             request_id=request_id_of(request.scope), principal=principal, purpose=translate(purpose)
         )
@@ -267,40 +166,40 @@ class ConsoleController(Controller):
                 events = await cases.events(conn, ctx, case_id)
         except CasemgrError as e:
             message = "error.not_found" if e.status == 404 else "error.forbidden"
-            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
         records = await _case_records(resources, ctx, case_id)
         # The detail as the caller may see it (the sensitive fields only when cleared for them).
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
         detail.pop("program", None)
-        return _page(
+        return page(
             request,
             "case.html",
             case=case,
             detail=detail,
             events=events,
             purpose=purpose,
-            with_map=_may(principal, CASE_WRITERS),
+            with_map=may(principal, CASE_WRITERS),
             **records,
             csrf=csrf_token(token),
         )
 
     @get("/alerts", opt=public("console.alerts"))
     async def alert_inbox(self, request: AnyRequest) -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_READERS):
-            return _refused(request, token)
+        if not may(principal, CASE_READERS):
+            return refused(request, token)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
-            page = await alerts.inbox(
+            listing = await alerts.inbox(
                 conn, ctx, alerts.InboxQuery(), after=None, limit=200, now=resources.clock.now()
             )
         # Newest first, the open ones on top: what an officer must act on.
-        items = sorted(page.items, key=lambda a: (a.status == "resolved", -a.raised_at.timestamp()))
-        return _page(request, "alerts.html", items=items, outcomes=list(Outcome), csrf=csrf_token(token))
+        items = sorted(listing.items, key=lambda a: (a.status == "resolved", -a.raised_at.timestamp()))
+        return page(request, "alerts.html", items=items, outcomes=list(Outcome), csrf=csrf_token(token))
 
     @post("/alerts/{alert_id:int}/acknowledge", status_code=303, opt=public("console.alert_acknowledge"))
     async def acknowledge(self, request: AnyRequest, alert_id: IdPath, data: Form) -> Response[Any]:
@@ -313,14 +212,14 @@ class ConsoleController(Controller):
     async def _alert_step(
         self, request: AnyRequest, alert_id: int, data: dict[str, str], *, resolve: bool
     ) -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_WRITERS):
-            return _refused(request, token)
+        if not may(principal, CASE_WRITERS):
+            return refused(request, token)
         if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-            return _page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
+            return page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         try:
@@ -333,12 +232,12 @@ class ConsoleController(Controller):
                 else:
                     alert = await alerts.acknowledge(conn, ctx, alert_id, resources.clock.now())
         except msgspec.ValidationError:
-            return _page(
+            return page(
                 request, "error.html", status=422, message="alerts.resolve_invalid", csrf=csrf_token(token)
             )
         except CasemgrError as e:
             message = "error.not_found" if e.status == 404 else "error.forbidden"
-            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
         if resolve:
             await alerts.clear_in_tracking(resources, alert)
         return Redirect("/console/alerts", status_code=303, headers=SECURITY_HEADERS)
@@ -347,11 +246,11 @@ class ConsoleController(Controller):
     async def alert_stream(self, request: AnyRequest) -> Response[Any]:
         """The API's live stream (Server-Sent Events) on the console's cookie: a browser's
         EventSource sends cookies, not an Authorization header."""
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
             return Response(b"", status_code=401, headers=SECURITY_HEADERS)
         principal, token = caller
-        if not _may(principal, CASE_READERS):
+        if not may(principal, CASE_READERS):
             return Response(b"", status_code=403, headers=SECURITY_HEADERS)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
@@ -364,40 +263,38 @@ class ConsoleController(Controller):
     @get("/dashboard", opt=public("console.dashboard"))
     async def dashboard(self, request: AnyRequest) -> Response[Any]:
         """The caller's unit in figures, per child unit and program (the API's /statistics)."""
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_READERS):
-            return _refused(request, token)
+        if not may(principal, CASE_READERS):
+            return refused(request, token)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
             figures = await statistics.compute(
                 conn, ctx, org_unit_id=None, program=None, window_days=90, now=resources.clock.now()
             )
-        return _page(request, "dashboard.html", figures=figures, csrf=csrf_token(token))
+        return page(request, "dashboard.html", figures=figures, csrf=csrf_token(token))
 
     @get("/handovers", opt=public("console.handovers"))
     async def handover_inbox(self, request: AnyRequest) -> Response[Any]:
         """People handed over to the caller's units (from prison, court, hospital, another
         office), the nearest intake deadline first."""
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_WRITERS):
-            return _refused(request, token)
+        if not may(principal, CASE_WRITERS):
+            return refused(request, token)
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
-            page = await handovers.list_handovers(
+            listing = await handovers.list_handovers(
                 conn, ctx, incoming=True, status=None, after=None, limit=200
             )
-        items = sorted(page.items, key=lambda h: (h.status != "pending", h.deadline))
-        return _page(
-            request, "handovers.html", items=items, now=resources.clock.now(), csrf=csrf_token(token)
-        )
+        items = sorted(listing.items, key=lambda h: (h.status != "pending", h.deadline))
+        return page(request, "handovers.html", items=items, now=resources.clock.now(), csrf=csrf_token(token))
 
     @get("/cases/{case_id:int}/map", opt=public("console.map"))
     async def case_map_page(
@@ -405,14 +302,14 @@ class ConsoleController(Controller):
     ) -> Response[Any]:
         """Zones and the last day's track on a map that needs no tile server: the zones and the
         track are drawn on their own, over tiles only when CASEMGR_CONSOLE_TILE_URL names some."""
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_WRITERS):
-            return _refused(request, token)
+        if not may(principal, CASE_WRITERS):
+            return refused(request, token)
         if purpose not in PURPOSES:
-            return _page(
+            return page(
                 request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token), map=True
             )
         resources = resources_of(request)
@@ -422,7 +319,7 @@ class ConsoleController(Controller):
                 editable = await monitoring.order_in_force(conn, ctx, case_id, resources.clock.now())
         except CasemgrError:
             editable = None  # read-only for who may read but not change the case
-        return _page(
+        return page(
             request,
             "map.html",
             case_id=case_id,
@@ -437,17 +334,17 @@ class ConsoleController(Controller):
     async def case_map_data(
         self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
     ) -> Response[Any]:
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None or purpose not in PURPOSES:
             return Response(b"", status_code=401 if caller is None else 428, headers=SECURITY_HEADERS)
         principal, _ = caller
-        if not _may(principal, CASE_WRITERS):
+        if not may(principal, CASE_WRITERS):
             return Response(b"", status_code=403, headers=SECURITY_HEADERS)
         resources = resources_of(request)
         ctx = RequestContext(
             request_id=request_id_of(request.scope),
             principal=principal,
-            purpose=Translator(_language(request))(purpose),
+            purpose=Translator(language_of(request))(purpose),
         )
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
@@ -460,18 +357,18 @@ class ConsoleController(Controller):
     async def add_zone(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
         """A zone drawn on the map (a centre and a radius, or the corners of a polygon), added to
         the order in force and published to the tracking core, as the API's POST does."""
-        caller = await _caller(request)
+        caller = await caller_of(request)
         if caller is None:
-            return _to_login(request)
+            return to_login(request)
         principal, token = caller
-        if not _may(principal, CASE_WRITERS):
-            return _refused(request, token)
+        if not may(principal, CASE_WRITERS):
+            return refused(request, token)
         if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-            return _refused(request, token)
+            return refused(request, token)
         try:
             zone = _zone_from_form(data)
         except (ValueError, msgspec.ValidationError):
-            return _page(request, "error.html", status=422, message="zone.invalid", csrf=csrf_token(token))
+            return page(request, "error.html", status=422, message="zone.invalid", csrf=csrf_token(token))
         resources = resources_of(request)
         ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
 
@@ -491,7 +388,7 @@ class ConsoleController(Controller):
                 if e.status == 404
                 else "error.forbidden"
             )
-            return _page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
         purpose = data.get("purpose", "")
         return Redirect(
             f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
