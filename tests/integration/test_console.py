@@ -168,6 +168,8 @@ async def test_a_case_file_opens_after_a_purpose_is_stated_and_escapes_what_it_s
         str(case_id),
     )
     assert audited == "定期评估"
+    # The language switch keeps the stated purpose: the file reopens in English, not the question.
+    assert "purpose=case.purpose.review" in re.search(r'href="([^"]*lang=en[^"]*)"', opened.text)[1]
     elsewhere = await officer.get(
         f"/console/cases/{world.cases['cc_o3']}", params={"purpose": "case.purpose.review"}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from litestar import Request
 from litestar.datastructures import Cookie
@@ -79,7 +79,15 @@ def page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> T
         context={
             "t": Translator(language),
             "language": language,
-            "request_path": request.url.path,
+            # The other language, on the same page with the same query (a stated purpose stays).
+            "switch_url": request.url.path
+            + "?"
+            + urlencode(
+                {
+                    **{k: v for k, v in request.query_params.items() if k != "lang"},
+                    "lang": "en" if language == "zh-CN" else "zh-CN",
+                }
+            ),
             **context,
         },
         status_code=status,
