@@ -139,6 +139,12 @@ async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_liv
             await page.wait_for_url("**/console/cases")
             await page.wait_for_url("**/console/cases")
 
+            # Readable on a tablet: nothing wider than the screen, at 768 x 1024.
+            await page.set_viewport_size({"width": 768, "height": 1024})
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+            await shot(page, "caseload-tablet")
+            await page.set_viewport_size({"width": 1280, "height": 800})
+
             await page.get_by_label("按姓名、拼音首字母或身份证号查找").fill(initials)
             await page.keyboard.press("Enter")
             row = page.locator("tr", has_text=name).first
