@@ -345,3 +345,23 @@ async def test_a_zone_drawn_on_the_map_is_added_to_the_order_in_force(
     ]
     elsewhere = await officer.post(f"/console/cases/{world.cases['cc_o3']}/zones", data=circle)
     assert elsewhere.status_code in (403, 404)
+
+
+async def test_a_handover_is_accepted_or_sent_back_from_the_inbox(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    inbox = await officer.get("/console/handovers")
+    token = csrf_of(inbox.text)
+    mine = world.handovers["o1"]
+    assert f'action="/console/handovers/{mine}/accept"' in inbox.text
+    no_reason = await officer.post(f"/console/handovers/{mine}/reject", data={"csrf": token, "note": ""})
+    assert no_reason.status_code == 422, no_reason.text[:3000]
+    accepted = await officer.post(f"/console/handovers/{mine}/accept", data={"csrf": token})
+    assert accepted.status_code == 303, accepted.text
+    assert await owner.fetchval("SELECT status::text FROM handovers WHERE id = $1", mine) == "accepted"
+    again = await officer.post(f"/console/handovers/{mine}/accept", data={"csrf": token})
+    assert again.status_code in (403, 409)  # decided already
+    other = world.handovers["o3"]
+    elsewhere = await officer.post(f"/console/handovers/{other}/accept", data={"csrf": token})
+    assert elsewhere.status_code in (403, 404)
+    assert await owner.fetchval("SELECT status::text FROM handovers WHERE id = $1", other) == "pending"

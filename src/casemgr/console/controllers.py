@@ -38,6 +38,7 @@ from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
 from casemgr.errors import CasemgrError, NotFound
 from casemgr.handovers import service as handovers
+from casemgr.handovers.schemas import Acceptance, Rejection
 from casemgr.monitoring import service as monitoring
 from casemgr.monitoring.schemas import ZoneCreate
 from casemgr.people import service as people
@@ -395,6 +396,53 @@ class ConsoleController(Controller):
             status_code=303,
             headers=SECURITY_HEADERS,
         )
+
+    @post("/handovers/{handover_id:int}/accept", status_code=303, opt=public("console.handover_accept"))
+    async def accept_handover(self, request: AnyRequest, handover_id: IdPath, data: Form) -> Response[Any]:
+        """Take the person on: an officer accepting becomes the responsible officer; a referral
+        becomes a case pending intake, a transfer moves the case (the handover service's rules)."""
+        return await self._handover_step(request, handover_id, data, accept=True)
+
+    @post("/handovers/{handover_id:int}/reject", status_code=303, opt=public("console.handover_reject"))
+    async def reject_handover(self, request: AnyRequest, handover_id: IdPath, data: Form) -> Response[Any]:
+        return await self._handover_step(request, handover_id, data, accept=False)
+
+    async def _handover_step(
+        self, request: AnyRequest, handover_id: int, data: dict[str, str], *, accept: bool
+    ) -> Response[Any]:
+        caller = await caller_of(request)
+        if caller is None:
+            return to_login(request)
+        principal, token = caller
+        if not may(principal, CASE_WRITERS) or not hmac.compare_digest(
+            data.get("csrf", ""), csrf_token(token)
+        ):
+            return refused(request, token)
+        resources = resources_of(request)
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        note = data.get("note", "").strip() or None
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                if accept:
+                    await handovers.accept(
+                        conn,
+                        ctx,
+                        resources.keyring,
+                        handover_id,
+                        Acceptance(note=note),
+                        resources.clock.now(),
+                    )
+                else:
+                    rejection = msgspec.convert({"note": note or ""}, Rejection)
+                    await handovers.reject(conn, ctx, handover_id, rejection, resources.clock.now())
+        except msgspec.ValidationError:
+            return page(
+                request, "error.html", status=422, message="handovers.note_needed", csrf=csrf_token(token)
+            )
+        except CasemgrError as e:
+            message = "error.not_found" if e.status == 404 else "handovers.refused"
+            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        return Redirect("/console/handovers", status_code=303, headers=SECURITY_HEADERS)
 
 
 def _zone_from_form(data: dict[str, str]) -> ZoneCreate:
