@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -50,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A tile server for the console's maps ({z}/{x}/{y} URL template); empty: zones and tracks
     # are drawn without a background, so the map works with no network beyond this service.
     console_tile_url: str = ""
+    # The time zone the console shows times in and reads typed times in (the bureau's).
+    console_time_zone: str = "Asia/Shanghai"
     totp_issuer: str = "casemgr"
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 60 * 60
@@ -271,6 +274,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("tracking_host", "CASEMGR_TRACKING_HOST"),
         ("tracking_namespace", "CASEMGR_TRACKING_NAMESPACE"),
         ("console_tile_url", "CASEMGR_CONSOLE_TILE_URL"),
+        ("console_time_zone", "CASEMGR_CONSOLE_TIME_ZONE"),
         ("sms_sender", "CASEMGR_SMS_SENDER"),
     ):
         raw = get(name)
@@ -281,6 +285,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"CASEMGR_LOG_FORMAT must be json or console, got {log_format!r}")
     values["log_format"] = log_format
     try:
-        return msgspec.convert(values, Settings)
+        settings = msgspec.convert(values, Settings)
     except msgspec.ValidationError as e:
         raise ConfigError(str(e)) from None
+    try:
+        ZoneInfo(settings.console_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"CASEMGR_CONSOLE_TIME_ZONE is not a time zone: {settings.console_time_zone!r}"
+        ) from None
+    return settings

@@ -365,3 +365,42 @@ async def test_a_handover_is_accepted_or_sent_back_from_the_inbox(
     elsewhere = await officer.post(f"/console/handovers/{other}/accept", data={"csrf": token})
     assert elsewhere.status_code in (403, 404)
     assert await owner.fetchval("SELECT status::text FROM handovers WHERE id = $1", other) == "pending"
+
+
+async def test_a_contact_is_recorded_from_the_case_file_in_the_bureaus_time(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    case_id = world.cases["cc_o1"]
+    opened = await officer.get(f"/console/cases/{case_id}", params={"purpose": "case.purpose.home_visit"})
+    assert 'action="/console/cases/' in opened.text and '<label for="contact-at">' in opened.text
+    token = csrf_of(opened.text)
+    form = {
+        "csrf": token,
+        "purpose": "case.purpose.home_visit",
+        "kind": "home_visit",
+        "outcome": "complied",
+        "occurred_at": "2026-01-05T09:30",  # Shanghai time, as typed
+        "note": "at home, job search going on",
+    }
+    recorded = await officer.post(f"/console/cases/{case_id}/contacts", data=form)
+    assert recorded.status_code == 303, recorded.text
+    assert "purpose=case.purpose.home_visit" in recorded.headers["location"]
+    row = await owner.fetchrow(
+        "SELECT kind::text, outcome::text, occurred_at, note FROM case_contacts WHERE case_id = $1 "
+        "ORDER BY id DESC LIMIT 1",
+        case_id,
+    )
+    assert (row["kind"], row["outcome"], row["note"]) == (
+        "home_visit",
+        "complied",
+        "at home, job search going on",
+    )
+    assert row["occurred_at"].isoformat().startswith("2026-01-05T01:30")  # 09:30 in Shanghai is 01:30 UTC
+    shown = await officer.get(f"/console/cases/{case_id}", params={"purpose": "case.purpose.home_visit"})
+    assert "2026-01-05" in shown.text and "家访" in shown.text
+    future = await officer.post(
+        f"/console/cases/{case_id}/contacts", data={**form, "occurred_at": "2099-01-01T00:00"}
+    )
+    assert future.status_code == 422
+    garbage = await officer.post(f"/console/cases/{case_id}/contacts", data={**form, "kind": "telepathy"})
+    assert garbage.status_code == 422

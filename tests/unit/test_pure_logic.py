@@ -37,6 +37,11 @@ class TestSettings:
         demo = load_settings({**BASE_ENV, "CASEMGR_MFA_REQUIRED": "false", "CASEMGR_ENV": "demo"})
         assert not demo.mfa_required
 
+    def test_the_consoles_time_zone_must_be_a_time_zone(self) -> None:
+        assert load_settings(BASE_ENV).console_time_zone == "Asia/Shanghai"
+        with pytest.raises(ConfigError, match="CASEMGR_CONSOLE_TIME_ZONE"):
+            load_settings({**BASE_ENV, "CASEMGR_CONSOLE_TIME_ZONE": "Mars/Olympus"})
+
     def test_the_consoles_cookie_is_secure_unless_switched_off_outside_production(self) -> None:
         assert load_settings(BASE_ENV).console_cookie_secure
         with pytest.raises(ConfigError, match="CASEMGR_CONSOLE_COOKIE_SECURE"):

@@ -4,7 +4,9 @@ the API (which authorize, filter by scope and audit), and renders a template."""
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Response, get, post
@@ -16,7 +18,7 @@ from casemgr.alerts import service as alerts
 from casemgr.alerts.push import EventStream, LiveStream
 from casemgr.alerts.schemas import Outcome, Resolution
 from casemgr.auth import service as auth
-from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState
+from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState, Role
 from casemgr.cases import service as cases
 from casemgr.console.i18n import Translator
 from casemgr.console.pages import (
@@ -46,8 +48,11 @@ from casemgr.records import service as records
 from casemgr.resources import Resources
 from casemgr.statistics import service as statistics
 from casemgr.supervision import service as supervision
+from casemgr.supervision.schemas import ContactIn, ContactKind, ContactOutcome
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
+
+RECORDERS = CASE_WRITERS | {Role.HEALTH_WORKER}
 
 
 class ConsoleController(Controller):
@@ -180,6 +185,10 @@ class ConsoleController(Controller):
             events=events,
             purpose=purpose,
             with_map=may(principal, CASE_WRITERS),
+            may_record=may(principal, RECORDERS),
+            contact_kinds=list(ContactKind),
+            contact_outcomes=list(ContactOutcome),
+            now_local=datetime.now(ZoneInfo(resources.settings.console_time_zone)).strftime("%Y-%m-%dT%H:%M"),
             **records,
             csrf=csrf_token(token),
         )
@@ -393,6 +402,45 @@ class ConsoleController(Controller):
         purpose = data.get("purpose", "")
         return Redirect(
             f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
+            status_code=303,
+            headers=SECURITY_HEADERS,
+        )
+
+    @post("/cases/{case_id:int}/contacts", status_code=303, opt=public("console.contact_record"))
+    async def record_contact(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
+        """A home visit, an office report, a call: recorded as the API records it (one that took
+        place closes the due contact and plans the next)."""
+        caller = await caller_of(request)
+        if caller is None:
+            return to_login(request)
+        principal, token = caller
+        if not may(principal, RECORDERS) or not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
+            return refused(request, token)
+        resources = resources_of(request)
+        zone = ZoneInfo(resources.settings.console_time_zone)
+        try:
+            occurred = datetime.fromisoformat(data.get("occurred_at", "")).replace(tzinfo=zone)
+            contact = msgspec.convert(
+                {
+                    "kind": data.get("kind"),
+                    "outcome": data.get("outcome"),
+                    "occurred_at": occurred,
+                    "note": data.get("note", "").strip() or None,
+                },
+                ContactIn,
+            )
+        except (ValueError, msgspec.ValidationError):
+            return page(request, "error.html", status=422, message="contact.invalid", csrf=csrf_token(token))
+        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                await supervision.record_contact(conn, ctx, case_id, contact, resources.clock.now())
+        except CasemgrError as e:
+            message = "contact.invalid" if e.status == 422 else "error.forbidden"
+            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+        purpose = data.get("purpose", "")
+        return Redirect(
+            f"/console/cases/{case_id}?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
             status_code=303,
             headers=SECURITY_HEADERS,
         )

@@ -4,8 +4,11 @@ the language, and the template around it. The routes are in controllers.py."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from litestar import Request
 from litestar.datastructures import Cookie
@@ -78,6 +81,7 @@ def page(request: AnyRequest, name: str, status: int = 200, **context: Any) -> T
         template_name=name,
         context={
             "t": Translator(language),
+            "local": local_time(resources_of(request).settings.console_time_zone),
             "language": language,
             # The other language, on the same page with the same query (a stated purpose stays).
             "switch_url": request.url.path
@@ -136,3 +140,9 @@ def same_origin(request: AnyRequest) -> bool:
     yet, so no CSRF token; this is what stops a login forced from another site)."""
     origin = request.headers.get("origin")
     return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+def local_time(zone_name: str) -> Callable[[datetime], datetime]:
+    """Times as the officers read them: in the bureau's time zone, not in UTC."""
+    zone = ZoneInfo(zone_name)
+    return lambda at: at.astimezone(zone)
