@@ -21,6 +21,8 @@ from tracking.streams import StreamConsumer
 from tracking.watchdog import Watchdog
 
 log = structlog.get_logger(__name__)
+# Each step of the shutdown (tasks, pool, Redis) waits at most this long: 30 s in all at worst.
+SHUTDOWN_STEP_S = 10.0
 
 
 async def run_workers(settings: Settings) -> None:
@@ -60,9 +62,13 @@ async def run_workers(settings: Settings) -> None:
         # A batch being written is cancelled before its acknowledgement: it is delivered again.
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await pool.close()
-        await redis.aclose()
+        # Bounded, so that SIGTERM always ends the process: a demo's workers once outlived it for
+        # good, waiting on the pool's graceful close.
+        await asyncio.wait(tasks, timeout=SHUTDOWN_STEP_S)
+        try:
+            await asyncio.wait_for(pool.close(), timeout=SHUTDOWN_STEP_S)
+        except TimeoutError:
+            pool.terminate()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(redis.aclose(), timeout=SHUTDOWN_STEP_S)
         log.info("tracking_workers_stopped")
