@@ -26,15 +26,16 @@ from casemgr.console.pages import (
     SECURITY_HEADERS,
     AnyRequest,
     Form,
+    Visitor,
+    admit,
     caller_of,
     csrf_token,
+    failed,
     language_of,
     may,
     page,
-    refused,
     same_origin,
     session_cookie,
-    to_login,
 )
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
@@ -128,13 +129,10 @@ class ConsoleController(Controller):
 
     @get("/cases", opt=public("console.caseload"))
     async def caseload(self, request: AnyRequest, q: FromQuery[str] = "") -> Response[Any]:
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_READERS):
-            return refused(request, token)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
+        visitor = await admit(request, CASE_READERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         query = q.strip()[:100]
         async with scoped_transaction(resources_of(request).pool, principal) as conn:
             listing = await cases.list_cases(conn, ctx, program=None, mine=False, after=None, limit=100)
@@ -152,12 +150,10 @@ class ConsoleController(Controller):
     async def case_file(
         self, request: AnyRequest, case_id: IdPath, purpose: FromQuery[str] = ""
     ) -> Response[Any]:
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_READERS):
-            return refused(request, token)
+        visitor = await admit(request, CASE_READERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         if purpose not in PURPOSES:
             # Opening a file is audited with its purpose: ask first.
             return page(request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token))
@@ -171,8 +167,7 @@ class ConsoleController(Controller):
                 case = await cases.read(conn, ctx, resources.keyring, case_id)
                 events = await cases.events(conn, ctx, case_id)
         except CasemgrError as e:
-            message = "error.not_found" if e.status == 404 else "error.forbidden"
-            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return failed(request, token, e)
         records = await _case_records(resources, ctx, case_id)
         # The detail as the caller may see it (the sensitive fields only when cleared for them).
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
@@ -195,14 +190,11 @@ class ConsoleController(Controller):
 
     @get("/alerts", opt=public("console.alerts"))
     async def alert_inbox(self, request: AnyRequest) -> Response[Any]:
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_READERS):
-            return refused(request, token)
+        visitor = await admit(request, CASE_READERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
             listing = await alerts.inbox(
                 conn, ctx, alerts.InboxQuery(), after=None, limit=200, now=resources.clock.now()
@@ -222,16 +214,11 @@ class ConsoleController(Controller):
     async def _alert_step(
         self, request: AnyRequest, alert_id: int, data: dict[str, str], *, resolve: bool
     ) -> Response[Any]:
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_WRITERS):
-            return refused(request, token)
-        if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-            return page(request, "error.html", status=403, message="error.forbidden", csrf=csrf_token(token))
+        visitor = await admit(request, CASE_WRITERS, data)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
                 if resolve:
@@ -246,8 +233,7 @@ class ConsoleController(Controller):
                 request, "error.html", status=422, message="alerts.resolve_invalid", csrf=csrf_token(token)
             )
         except CasemgrError as e:
-            message = "error.not_found" if e.status == 404 else "error.forbidden"
-            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return failed(request, token, e)
         if resolve:
             await alerts.clear_in_tracking(resources, alert)
         return Redirect("/console/alerts", status_code=303, headers=SECURITY_HEADERS)
@@ -273,14 +259,11 @@ class ConsoleController(Controller):
     @get("/dashboard", opt=public("console.dashboard"))
     async def dashboard(self, request: AnyRequest) -> Response[Any]:
         """The caller's unit in figures, per child unit and program (the API's /statistics)."""
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_READERS):
-            return refused(request, token)
+        visitor = await admit(request, CASE_READERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
             figures = await statistics.compute(
                 conn, ctx, org_unit_id=None, program=None, window_days=90, now=resources.clock.now()
@@ -291,14 +274,11 @@ class ConsoleController(Controller):
     async def handover_inbox(self, request: AnyRequest) -> Response[Any]:
         """People handed over to the caller's units (from prison, court, hospital, another
         office), the nearest intake deadline first."""
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_WRITERS):
-            return refused(request, token)
+        visitor = await admit(request, CASE_WRITERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         async with scoped_transaction(resources.pool, principal) as conn:
             listing = await handovers.list_handovers(
                 conn, ctx, incoming=True, status=None, after=None, limit=200
@@ -312,18 +292,15 @@ class ConsoleController(Controller):
     ) -> Response[Any]:
         """Zones and the last day's track on a map that needs no tile server: the zones and the
         track are drawn on their own, over tiles only when CASEMGR_CONSOLE_TILE_URL names some."""
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_WRITERS):
-            return refused(request, token)
+        visitor = await admit(request, CASE_WRITERS)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         if purpose not in PURPOSES:
             return page(
                 request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token), map=True
             )
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
                 editable = await monitoring.order_in_force(conn, ctx, case_id, resources.clock.now())
@@ -367,20 +344,15 @@ class ConsoleController(Controller):
     async def add_zone(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
         """A zone drawn on the map (a centre and a radius, or the corners of a polygon), added to
         the order in force and published to the tracking core, as the API's POST does."""
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_WRITERS):
-            return refused(request, token)
-        if not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-            return refused(request, token)
+        visitor = await admit(request, CASE_WRITERS, data)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        token, ctx = visitor.token, visitor.ctx
         try:
             zone = _zone_from_form(data)
         except (ValueError, msgspec.ValidationError):
             return page(request, "error.html", status=422, message="zone.invalid", csrf=csrf_token(token))
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
 
         async def work(conn: Any, now: Any, staged: Any) -> Any:
             order_id = await monitoring.order_in_force(conn, ctx, case_id, now)
@@ -391,14 +363,7 @@ class ConsoleController(Controller):
         try:
             await monitoring.change_then_publish(resources, ctx, work)
         except CasemgrError as e:
-            message = (
-                "zone.invalid"
-                if e.status == 422
-                else "error.not_found"
-                if e.status == 404
-                else "error.forbidden"
-            )
-            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return failed(request, token, e, invalid="zone.invalid")
         purpose = data.get("purpose", "")
         return Redirect(
             f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
@@ -410,12 +375,10 @@ class ConsoleController(Controller):
     async def record_contact(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
         """A home visit, an office report, a call: recorded as the API records it (one that took
         place closes the due contact and plans the next)."""
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, RECORDERS) or not hmac.compare_digest(data.get("csrf", ""), csrf_token(token)):
-            return refused(request, token)
+        visitor = await admit(request, RECORDERS, data)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
         zone = ZoneInfo(resources.settings.console_time_zone)
         try:
@@ -431,13 +394,11 @@ class ConsoleController(Controller):
             )
         except (ValueError, msgspec.ValidationError):
             return page(request, "error.html", status=422, message="contact.invalid", csrf=csrf_token(token))
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
                 await supervision.record_contact(conn, ctx, case_id, contact, resources.clock.now())
         except CasemgrError as e:
-            message = "contact.invalid" if e.status == 422 else "error.forbidden"
-            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return failed(request, token, e, invalid="contact.invalid")
         purpose = data.get("purpose", "")
         return Redirect(
             f"/console/cases/{case_id}?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
@@ -458,16 +419,11 @@ class ConsoleController(Controller):
     async def _handover_step(
         self, request: AnyRequest, handover_id: int, data: dict[str, str], *, accept: bool
     ) -> Response[Any]:
-        caller = await caller_of(request)
-        if caller is None:
-            return to_login(request)
-        principal, token = caller
-        if not may(principal, CASE_WRITERS) or not hmac.compare_digest(
-            data.get("csrf", ""), csrf_token(token)
-        ):
-            return refused(request, token)
+        visitor = await admit(request, CASE_WRITERS, data)
+        if not isinstance(visitor, Visitor):
+            return visitor
+        principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
-        ctx = RequestContext(request_id=request_id_of(request.scope), principal=principal)
         note = data.get("note", "").strip() or None
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
@@ -488,8 +444,7 @@ class ConsoleController(Controller):
                 request, "error.html", status=422, message="handovers.note_needed", csrf=csrf_token(token)
             )
         except CasemgrError as e:
-            message = "error.not_found" if e.status == 404 else "handovers.refused"
-            return page(request, "error.html", status=e.status, message=message, csrf=csrf_token(token))
+            return failed(request, token, e, refused="handovers.refused")
         return Redirect("/console/handovers", status_code=303, headers=SECURITY_HEADERS)
 
 

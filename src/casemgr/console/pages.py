@@ -4,13 +4,15 @@ the language, and the template around it. The routes are in controllers.py."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
@@ -19,7 +21,9 @@ from litestar.response import Redirect, Template
 from casemgr.auth.principal import Principal, Role
 from casemgr.console.i18n import COOKIE as LANG_COOKIE
 from casemgr.console.i18n import Translator, pick
-from casemgr.web.access import resources_of
+from casemgr.context import RequestContext
+from casemgr.errors import CasemgrError
+from casemgr.web.access import request_id_of, resources_of
 
 SESSION_COOKIE = "casemgr_console"
 PURPOSES = ("case.purpose.home_visit", "case.purpose.review", "case.purpose.alert")
@@ -146,3 +150,44 @@ def local_time(zone_name: str) -> Callable[[datetime], datetime]:
     """Times as the officers read them: in the bureau's time zone, not in UTC."""
     zone = ZoneInfo(zone_name)
     return lambda at: at.astimezone(zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """An officer on a console page: who, under which session, in which request."""
+
+    principal: Principal
+    token: str
+    ctx: RequestContext
+
+
+async def admit(
+    request: AnyRequest, roles: frozenset[Role], form: dict[str, str] | None = None
+) -> Visitor | Response[Any]:
+    """The console's guard, as the API's access guard is the API's: no session sends the officer
+    to the login page; a role the page is not for, or a form without this session's CSRF token,
+    gets the 403 page. Returns the visitor, or the page to answer with instead."""
+    caller = await caller_of(request)
+    if caller is None:
+        return to_login(request)
+    principal, token = caller
+    forged = form is not None and not hmac.compare_digest(form.get("csrf", ""), csrf_token(token))
+    if not may(principal, roles) or forged:
+        return refused(request, token)
+    return Visitor(
+        principal, token, RequestContext(request_id=request_id_of(request.scope), principal=principal)
+    )
+
+
+def failed(
+    request: AnyRequest,
+    token: str,
+    error: CasemgrError,
+    *,
+    invalid: str = "error.forbidden",
+    refused: str = "error.forbidden",
+) -> Template:
+    """The page for a refusal of the service: not found, input that breaks a rule (`invalid`),
+    or anything else the caller may not do (`refused`), with the service's status."""
+    message = {404: "error.not_found", 422: invalid}.get(error.status, refused)
+    return page(request, "error.html", status=error.status, message=message, csrf=csrf_token(token))
