@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +19,8 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from casemgr.monitoring.demo import DemoDevice
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import demo_city
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
-from tests.servers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
@@ -33,43 +30,16 @@ OFFICER = "officer.riverside"
 
 @pytest.fixture
 def system(fresh_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    env = env_for(
-        fresh_database,
-        CASEMGR_ENV="demo",
-        CASEMGR_MFA_REQUIRED="false",
-        CASEMGR_LOG_LEVEL="WARNING",
-        CASEMGR_TRACKING_NAMESPACE=f"browser{os.getpid()}",
-        CASEMGR_TRACKING_SHARDS="4",
-        # Plain HTTP on this machine: a browser refuses a Secure cookie from an http:// page.
-        CASEMGR_CONSOLE_COOKIE_SECURE="false",
-    )
-    devices_file = tmp_path / "devices.json"
-    assert casemgr(env, "migrate").returncode == 0
-    seeded = casemgr(
-        env, "seed-demo", "--people", "400", "--monitored", "30", "--devices-file", str(devices_file)
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    web, tracking = free_port(), free_port()
-    command = [sys.executable, "-m", "casemgr"]
-    processes = [
-        subprocess.Popen([*command, "serve", "--port", str(web), "--workers", "1"], env=env),
-        subprocess.Popen([*command, "tracking", "serve", "--port", str(tracking), "--workers", "1"], env=env),
-        subprocess.Popen([*command, "tracking", "workers"], env=env),
-    ]
-    try:
-        wait_ready(web)
-        wait_ready(tracking)
+    # Plain HTTP on this machine: a browser refuses a Secure cookie from an http:// page.
+    with demo_city(
+        fresh_database, tmp_path, f"browser{os.getpid()}", monitored=30, CASEMGR_CONSOLE_COOKIE_SECURE="false"
+    ) as city:
         yield {
-            "web": f"http://127.0.0.1:{web}",
-            "tracking": f"http://127.0.0.1:{tracking}",
-            "devices": msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice]),
+            "web": city.web,
+            "tracking": city.tracking,
+            "devices": city.devices,
             "database": fresh_database,
         }
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
 async def monitored_case_of_officer(

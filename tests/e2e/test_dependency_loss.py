@@ -7,8 +7,6 @@ which the test kills and starts again."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,14 +17,12 @@ import msgspec
 import pytest
 
 from casemgr.monitoring.demo import DemoDevice
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import demo_env, seed_demo, serve_demo
 from tests.servers import (
     PrivatePostgres,
     PrivateRedis,
-    free_port,
     private_postgres,
     private_redis,
-    wait_ready,
 )
 
 # Every request of this test gives up after this long: a hang is a failure, not a wait.
@@ -75,42 +71,14 @@ class System:
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     workdir = tmp_path_factory.mktemp("dependency-loss")
     with private_postgres() as postgres, private_redis(workdir) as redis:
-        env = env_for(
-            postgres.url,
-            REDIS_URL=redis.url,
-            CASEMGR_ENV="demo",
-            CASEMGR_MFA_REQUIRED="false",
-            CASEMGR_LOG_LEVEL="WARNING",
-            CASEMGR_TRACKING_SHARDS="4",
-        )
-        assert casemgr(env, "migrate").returncode == 0
-        devices_file = workdir / "devices.json"
-        seeded = casemgr(
-            env, "seed-demo", "--people", "200", "--monitored", "2", "--devices-file", str(devices_file)
-        )
-        assert seeded.returncode == 0, seeded.stderr
-        device = msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice])[0]
-        web_port, tracking_port = free_port(), free_port()
-        command = [sys.executable, "-m", "casemgr"]
-        processes = [
-            subprocess.Popen([*command, "serve", "--port", str(web_port), "--workers", "1"], env=env),
-            subprocess.Popen(
-                [*command, "tracking", "serve", "--port", str(tracking_port), "--workers", "1"], env=env
-            ),
-        ]
-        try:
-            wait_ready(web_port)
-            wait_ready(tracking_port)
-            with (
-                httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=TIMEOUT_S) as web,
-                httpx.Client(base_url=f"http://127.0.0.1:{tracking_port}", timeout=TIMEOUT_S) as tracking,
-            ):
-                yield System(redis, postgres, web, tracking, device)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
+        env = demo_env(postgres.url, "trk", REDIS_URL=redis.url)
+        device = seed_demo(env, workdir, people=200, monitored=2)[1][0]
+        with (
+            serve_demo(env, tracking_workers=False) as (web_url, tracking_url),
+            httpx.Client(base_url=web_url, timeout=TIMEOUT_S) as web,
+            httpx.Client(base_url=tracking_url, timeout=TIMEOUT_S) as tracking,
+        ):
+            yield System(redis, postgres, web, tracking, device)
 
 
 def assert_unavailable(response: httpx.Response) -> None:

@@ -27,7 +27,8 @@ import msgspec
 import pytest
 
 from casemgr.monitoring.demo import DemoDevice
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import seed_demo
+from tests.e2e.test_process import env_for
 from tests.servers import (
     PrivatePostgres,
     PrivateRedis,
@@ -148,20 +149,7 @@ def rig(tmp_path: Path) -> Any:
             # A killed persister's entries are taken over by its successor after this long.
             CASEMGR_TRACKING_RECLAIM_IDLE_SECONDS="2",
         )
-        assert casemgr(env, "migrate").returncode == 0
-        devices_file = tmp_path / "devices.json"
-        seeded = casemgr(
-            env,
-            "seed-demo",
-            "--people",
-            "400",
-            "--monitored",
-            str(DEVICES),
-            "--devices-file",
-            str(devices_file),
-        )
-        assert seeded.returncode == 0, seeded.stderr
-        devices = msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice])
+        _, devices = seed_demo(env, tmp_path, people=400, monitored=DEVICES)
         assert len(devices) == DEVICES
         yield Rig(env, redis, postgres, devices, tmp_path)
 

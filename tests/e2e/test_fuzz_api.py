@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.conftest import create_empty_database, drop_database
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import seed_demo
+from tests.e2e.test_process import env_for
 from tests.servers import free_port, wait_ready
 
 EXAMPLES_PER_OPERATION = 25
@@ -50,10 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         CASEMGR_RATE_LIMIT_PER_ACCOUNT_PER_MINUTE="0",
         CASEMGR_RATE_LIMIT_LOGINS_PER_ADDRESS_PER_MINUTE="0",
     )
-    devices = tmp_path_factory.mktemp("fuzz") / "devices.json"
-    assert casemgr(env, "migrate").returncode == 0
-    seeded = casemgr(env, "seed-demo", "--people", "120", "--monitored", "2", "--devices-file", str(devices))
-    assert seeded.returncode == 0, seeded.stderr
+    seed_demo(env, tmp_path_factory.mktemp("fuzz"), people=120, monitored=2)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "casemgr", "serve", "--port", str(port)], env=env)
     try:

@@ -14,9 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.e2e.test_process import casemgr, env_for, free_port
+from tests.e2e.demo import demo_city
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
-from tests.servers import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICER_OPERATIONS = {"/cases", "/people?q=", "/cases/{id}", "/alerts", "/alerts/{id}/acknowledge"}
@@ -25,44 +24,16 @@ OFFICER_OPERATIONS = {"/cases", "/people?q=", "/cases/{id}", "/alerts", "/alerts
 @pytest.fixture
 def demo_system(fresh_database: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     """The demo city on both services and the tracking workers, one process each."""
-    env = env_for(
-        fresh_database,
-        CASEMGR_ENV="demo",
-        CASEMGR_MFA_REQUIRED="false",
-        CASEMGR_LOG_LEVEL="WARNING",
-        CASEMGR_TRACKING_NAMESPACE=f"locust{os.getpid()}",
-        CASEMGR_TRACKING_SHARDS="4",
-    )
-    devices_file = tmp_path / "devices.json"
-    assert casemgr(env, "migrate").returncode == 0
-    seeded = casemgr(
-        env, "seed-demo", "--people", "400", "--monitored", "12", "--devices-file", str(devices_file)
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    web, tracking = free_port(), free_port()
-    command = [sys.executable, "-m", "casemgr"]
-    processes = [
-        subprocess.Popen([*command, "serve", "--port", str(web), "--workers", "1"], env=env),
-        subprocess.Popen([*command, "tracking", "serve", "--port", str(tracking), "--workers", "1"], env=env),
-        subprocess.Popen([*command, "tracking", "workers"], env=env),
-    ]
-    try:
-        wait_ready(web)
-        wait_ready(tracking)
+    with demo_city(fresh_database, tmp_path, f"locust{os.getpid()}") as city:
         yield (
             {
-                **env,
-                "CASEMGR_URL": f"http://127.0.0.1:{web}",
-                "TRACKING_URL": f"http://127.0.0.1:{tracking}",
-                "LOCUST_DEVICES_FILE": str(devices_file),
+                **city.env,
+                "CASEMGR_URL": city.web,
+                "TRACKING_URL": city.tracking,
+                "LOCUST_DEVICES_FILE": str(city.devices_file),
             },
             tmp_path,
         )
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
 def run_locust(env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:

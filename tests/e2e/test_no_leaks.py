@@ -21,7 +21,8 @@ import pytest
 
 from casemgr.monitoring.demo import DemoDevice
 from tests.conftest import DATA_KEY
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import seed_demo
+from tests.e2e.test_process import env_for
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
 from tests.servers import free_port, wait_ready
 
@@ -71,13 +72,7 @@ def system(fresh_database: str, tmp_path: Path) -> Iterator[System]:
         CASEMGR_TRACKING_NAMESPACE=f"leak{MARK.lower()}",
         CASEMGR_TRACKING_SHARDS="4",
     )
-    devices_file = tmp_path / "devices.json"
-    assert casemgr(env, "migrate").returncode == 0
-    seeded = casemgr(
-        env, "seed-demo", "--people", "300", "--monitored", "2", "--devices-file", str(devices_file)
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    device = msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice])[0]
+    device = seed_demo(env, tmp_path, people=300, monitored=2)[1][0]
     web_port, tracking_port = free_port(), free_port()
     logs = [tmp_path / f"{name}.log" for name in ("web", "tracking", "workers")]
     commands = [

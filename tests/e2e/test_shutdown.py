@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 
 from casemgr.monitoring.demo import DemoDevice
 from tests.conftest import REDIS_URL
-from tests.e2e.test_process import casemgr, env_for
+from tests.e2e.demo import seed_demo
+from tests.e2e.test_process import env_for
 from tests.e2e.test_process import fresh_database as fresh_database  # a fixture, used by name
 from tests.servers import free_port, wait_ready
 
@@ -50,13 +51,8 @@ def seeded(fresh_database: str, tmp_path: Path) -> tuple[dict[str, str], list[De
         CASEMGR_RATE_LIMIT_PER_ACCOUNT_PER_MINUTE="0",
         CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE="0",
     )
-    assert casemgr(env, "migrate").returncode == 0
-    devices_file = tmp_path / "devices.json"
-    seeded = casemgr(
-        env, "seed-demo", "--people", "200", "--monitored", "8", "--devices-file", str(devices_file)
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    return env, msgspec.json.decode(devices_file.read_bytes(), type=list[DemoDevice])
+    _, devices = seed_demo(env, tmp_path, people=200, monitored=8)
+    return env, devices
 
 
 class Load:
