@@ -29,6 +29,7 @@ from casemgr.clock import Clock
 from casemgr.collector import collect_periodically
 from casemgr.config import Settings
 from casemgr.console.controllers import ConsoleController
+from casemgr.console.orders import ConsoleMonitoringController
 from casemgr.enforcement.controllers import EnforcementController
 from casemgr.handovers.controllers import HandoverController, TransferController
 from casemgr.monitoring.controllers import DeviceController, MonitoringOrderController
@@ -113,6 +114,7 @@ def create_app(
             health.live,
             health.ready,
             ConsoleController,
+            ConsoleMonitoringController,
             create_static_files_router(
                 path="/console/static",
                 directories=[CONSOLE / "static"],

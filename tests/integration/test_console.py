@@ -10,13 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from msgspec import inspect as mi
 
-from casemgr.app import create_app
+from casemgr.cases.programs import ProgramDetail
 from casemgr.clock import ManualClock
 from casemgr.config import Settings
 from casemgr.console.i18n import catalog
 from casemgr.resources import Resources
 from tests.conftest import PASSWORD, World, totp_code
+from tests.integration.console_pages import console_client, csrf_of, every_label_used, log_in
 
 CSP_NO_INLINE = re.compile(r"script-src 'self'(;|$)")
 
@@ -26,26 +28,37 @@ def test_both_catalogs_hold_the_same_labels() -> None:
     assert all(catalog("zh-CN").values()) and all(catalog("en").values())
 
 
-def every_label_used(html: str, language: str) -> None:
-    """No template label left as a bare key: each shown text came from the catalog."""
-    keys = catalog(language).keys()
-    assert not [key for key in keys if f">{key}<" in html]
+def _names_and_choices(of: Any, fields: set[str], choices: set[str]) -> None:
+    """Every field name and every fixed choice (a Literal's strings) in a type, nested."""
+    if isinstance(of, mi.StructType):
+        for field in of.fields:
+            if field.name not in fields:
+                fields.add(field.name)
+                _names_and_choices(field.type, fields, choices)
+    elif isinstance(of, mi.UnionType):
+        for member in of.types:
+            _names_and_choices(member, fields, choices)
+    elif isinstance(of, mi.ListType | mi.Metadata):
+        _names_and_choices(of.item_type if isinstance(of, mi.ListType) else of.type, fields, choices)
+    elif isinstance(of, mi.LiteralType):
+        choices.update(value for value in of.values if isinstance(value, str))
 
 
-async def log_in(client: httpx.AsyncClient, world: World, clock: ManualClock, name: str) -> httpx.Response:
-    return await client.post(
-        "/console/login",
-        data={"username": world.accounts[name].username, "password": PASSWORD, "code": totp_code(clock)},
-    )
+def test_every_field_and_choice_of_a_programs_record_has_a_label() -> None:
+    """The case file shows a program's record field by field: a field or a choice added to a
+    program later must come with its labels, or the officer reads a bare identifier."""
+    fields: set[str] = set()
+    choices: set[str] = set()
+    _names_and_choices(mi.type_info(ProgramDetail), fields, choices)
+    assert {"sentence_type", "risk_grade", "prison"} <= fields and "probation" in choices
+    labels = catalog("zh-CN")
+    assert sorted(f for f in fields - {"program"} if f"field.{f}" not in labels) == []
+    assert sorted(c for c in choices if f"value.{c}" not in labels) == []
 
 
 @pytest.fixture
 async def client(settings: Settings, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
-    """Over https: the console's cookies are Secure, and a client keeps them for https only."""
-    app = create_app(settings, resources=resources)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="https://casemgr.test"
-    ) as c:
+    async with console_client(settings, resources) as c:
         yield c
 
 
@@ -147,6 +160,39 @@ async def test_the_caseload_lists_the_officers_cases_and_finds_a_person_by_pinyi
     every_label_used(found.text, "zh-CN")
 
 
+async def test_a_search_finds_a_person_beyond_the_first_page_of_a_long_caseload(
+    officer: httpx.AsyncClient, world: World, owner: Any
+) -> None:
+    unit, off1 = world.units["o1"].id, world.accounts["off1"].id
+    await owner.execute(
+        "WITH p AS (INSERT INTO persons (full_name, sex, birth_date, org_unit_id) "
+        "SELECT 'Filler ' || n, 'female', '1990-01-01', $1 FROM generate_series(1, 210) n RETURNING id) "
+        "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id) "
+        "SELECT id, 'drug_rehab', 'active', $1, $2 FROM p",
+        unit,
+        off1,
+    )
+    last = await owner.fetchval(
+        "INSERT INTO persons (full_name, name_pinyin, name_initials, sex, birth_date, org_unit_id) "
+        "VALUES ('李四', 'lisi', 'ls', 'male', '1980-05-05', $1) RETURNING id",
+        unit,
+    )
+    await owner.execute(
+        "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id) "
+        "VALUES ($1, 'drug_rehab', 'active', $2, $3)",
+        last,
+        unit,
+        off1,
+    )
+    first = await officer.get("/console/cases")
+    assert "李四" not in first.text and 'rel="next"' in first.text  # past the first 200
+    next_page = re.search(r'href="(/console/cases\?[^"]+)" rel="next"', first.text)
+    assert next_page is not None
+    assert "李四" in (await officer.get(next_page[1].replace("&amp;", "&"))).text
+    found = await officer.get("/console/cases", params={"q": "ls"})
+    assert "李四" in found.text and "Filler" not in found.text
+
+
 async def test_a_case_file_opens_after_a_purpose_is_stated_and_escapes_what_it_shows(
     officer: httpx.AsyncClient, world: World, owner: Any
 ) -> None:
@@ -186,12 +232,6 @@ async def test_logout_needs_the_csrf_token_of_the_session(officer: httpx.AsyncCl
     out = await officer.post("/console/logout", data={"csrf": token[1]})
     assert out.status_code == 303
     assert (await officer.get("/console/cases")).status_code in (302, 303)
-
-
-def csrf_of(page: str) -> str:
-    token = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
-    assert token is not None
-    return token[1]
 
 
 async def test_the_alert_inbox_shows_the_callers_alerts_and_takes_acknowledgement_and_resolution(

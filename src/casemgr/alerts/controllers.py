@@ -36,6 +36,7 @@ def inbox_query(
     older_than_minutes: Minutes = None,
     escalated_to_me: FromQuery[bool] = False,
     mine: FromQuery[bool] = False,
+    case_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="only this case")] = None,
 ) -> service.InboxQuery:
     """The inbox's filters from the query string, shared by the list and its counts."""
     return service.InboxQuery(
@@ -47,6 +48,7 @@ def inbox_query(
         older_than_minutes=older_than_minutes,
         escalated_to_me=escalated_to_me,
         mine=mine,
+        case_id=case_id,
     )
 
 

@@ -33,13 +33,22 @@ _FILTERS = """
    AND ($8::timestamptz IS NULL OR a.raised_at <= $8::timestamptz)
    AND ($9::bigint IS NULL OR a.escalated_to_unit_id = $9)
    AND ($10::bigint IS NULL OR c.officer_id = $10)
+   AND ($11::bigint IS NULL OR a.case_id = $11)
 """
 _LIST = f"""
 SELECT {_COLUMNS}
 {_FILTERS}
-   AND ($11::bigint IS NULL OR a.id > $11)
+   AND ($12::bigint IS NULL OR a.id > $12)
  ORDER BY a.id
- LIMIT $12
+ LIMIT $13
+"""
+# The console's inbox reads the newest first: with more alerts than a page, the latest matter.
+_LIST_NEWEST = f"""
+SELECT {_COLUMNS}
+{_FILTERS}
+   AND ($12::bigint IS NULL OR a.id < $12)
+ ORDER BY a.id DESC
+ LIMIT $13
 """
 _COUNTS = f"""
 SELECT a.status::text AS status, a.severity::text AS severity, count(*)::int AS count
@@ -133,13 +142,23 @@ def _filter_args(path: str, f: InboxFilter) -> list[Any]:
         f.raised_before,
         f.escalated_to_unit_id,
         f.officer_id,
+        f.case_id,
     ]
 
 
 async def list_alerts(
-    conn: asyncpg.Connection, *, path: str, filters: InboxFilter, after: int | None, limit: int
+    conn: asyncpg.Connection,
+    *,
+    path: str,
+    filters: InboxFilter,
+    after: int | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[Alert]:
-    records = await conn.fetch(_LIST, *_filter_args(path, filters), after, limit)
+    """A page of alerts by id; `after` is the last id of the page before (lower ids follow it
+    when newest_first)."""
+    sql = _LIST_NEWEST if newest_first else _LIST
+    records = await conn.fetch(sql, *_filter_args(path, filters), after, limit)
     return [_alert(r) for r in records]
 
 

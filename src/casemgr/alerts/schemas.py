@@ -92,3 +92,4 @@ class InboxFilter(msgspec.Struct, frozen=True, kw_only=True):
     raised_before: datetime | None = None
     escalated_to_unit_id: int | None = None
     officer_id: int | None = None
+    case_id: int | None = None

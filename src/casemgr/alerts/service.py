@@ -65,6 +65,8 @@ class InboxQuery:
     escalated_to_me: bool = False
     # Only alerts on the caller's own caseload.
     mine: bool = False
+    # Only alerts on this case.
+    case_id: int | None = None
 
 
 async def _scope(
@@ -86,6 +88,7 @@ async def _scope(
         else now - timedelta(minutes=query.older_than_minutes),
         escalated_to_unit_id=caller.org_unit_id if query.escalated_to_me else None,
         officer_id=caller.account_id if query.mine else None,
+        case_id=query.case_id,
     )
 
 
@@ -97,9 +100,12 @@ async def inbox(
     after: int | None,
     limit: int,
     now: datetime,
+    newest_first: bool = False,
 ) -> AlertPage:
     path, filters = await _scope(conn, ctx, query, now)
-    items = await repository.list_alerts(conn, path=path, filters=filters, after=after, limit=limit + 1)
+    items = await repository.list_alerts(
+        conn, path=path, filters=filters, after=after, limit=limit + 1, newest_first=newest_first
+    )
     await audit.record(conn, ctx, "alert.list", object_type="alert")
     page, next_after = cut_page(items, limit, key=lambda a: a.id)
     return AlertPage(items=page, next_after=next_after)

@@ -21,6 +21,9 @@ class Role(StrEnum):
 # Roles that read case data at all (each further limited by scope and program).
 CASE_READERS = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.HEALTH_WORKER, Role.POLICE_LIAISON})
 CASE_WRITERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
+# Who records what happened with a person (contacts, completed tasks): the case's writers, and
+# the health workers who visit mental-illness cases.
+CASE_RECORDERS = CASE_WRITERS | {Role.HEALTH_WORKER}
 STAFF_ROLES = frozenset(Role) - {Role.SYSTEM}
 ALL_ROLES = STAFF_ROLES
 

@@ -60,6 +60,7 @@ WITH units AS MATERIALIZED (SELECT id FROM org_units WHERE path <@ $1::ltree),
             AND (NOT $9::boolean
                  OR EXISTS (SELECT 1 FROM tasks t
                              WHERE t.case_id = c.id AND t.status = 'open' AND t.overdue_at IS NOT NULL))
+            AND ($10::bigint[] IS NULL OR c.person_id = ANY($10::bigint[]))
           ORDER BY c.id
           LIMIT $5)
 SELECT page.id, page.program::text AS program, page.status::text AS status,
@@ -185,6 +186,7 @@ async def list_under(
     status: CaseStatus | None = None,
     level: SupervisionLevel | None = None,
     overdue_only: bool = False,
+    person_ids: list[int] | None = None,
 ) -> list[CaseSummary]:
     records = await conn.fetch(
         _LIST,
@@ -197,6 +199,7 @@ async def list_under(
         status.value if status else None,
         level.value if level else None,
         overdue_only,
+        person_ids,
     )
     return [msgspec.convert(dict(r), CaseSummary) for r in records]
 

@@ -169,6 +169,7 @@ async def list_cases(
     org_unit_id: int | None = None,
     overdue: bool = False,
     action: str = "case.list",
+    person_ids: list[int] | None = None,
 ) -> CasePage:
     caller = ctx.caller
     # The same rules as may_read, as filters: the row policies would drop the rest anyway,
@@ -186,6 +187,7 @@ async def list_cases(
         status=status,
         level=level,
         overdue_only=overdue,
+        person_ids=person_ids,
     )
     await audit.record(conn, ctx, action, object_type="case")
     page, next_after = cut_page(items, limit, key=lambda c: c.id)

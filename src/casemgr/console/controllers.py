@@ -4,10 +4,12 @@ the API (which authorize, filter by scope and audit), and renders a template."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import FromQuery
@@ -16,9 +18,9 @@ from litestar.response import Redirect, Template
 from casemgr import audit
 from casemgr.alerts import service as alerts
 from casemgr.alerts.push import EventStream, LiveStream
-from casemgr.alerts.schemas import Outcome, Resolution
+from casemgr.alerts.schemas import Alert, AlertStatus, Outcome, Resolution
 from casemgr.auth import service as auth
-from casemgr.auth.principal import CASE_READERS, CASE_WRITERS, MfaState, Role
+from casemgr.auth.principal import CASE_READERS, CASE_RECORDERS, CASE_WRITERS, MfaState, Role
 from casemgr.cases import service as cases
 from casemgr.console.i18n import Translator
 from casemgr.console.pages import (
@@ -39,21 +41,19 @@ from casemgr.console.pages import (
 )
 from casemgr.context import RequestContext
 from casemgr.db import scoped_transaction
-from casemgr.errors import CasemgrError, NotFound
+from casemgr.errors import CasemgrError
 from casemgr.handovers import service as handovers
 from casemgr.handovers.schemas import Acceptance, Rejection
 from casemgr.monitoring import service as monitoring
-from casemgr.monitoring.schemas import ZoneCreate
+from casemgr.monitoring.schemas import MAX_ORDER_DAYS
 from casemgr.people import service as people
 from casemgr.records import service as records
 from casemgr.resources import Resources
 from casemgr.statistics import service as statistics
 from casemgr.supervision import service as supervision
-from casemgr.supervision.schemas import ContactIn, ContactKind, ContactOutcome
+from casemgr.supervision.schemas import ContactIn, ContactKind, ContactOutcome, TaskState
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
-
-RECORDERS = CASE_WRITERS | {Role.HEALTH_WORKER}
 
 
 class ConsoleController(Controller):
@@ -128,22 +128,35 @@ class ConsoleController(Controller):
         return Redirect("/console/cases", headers=SECURITY_HEADERS)
 
     @get("/cases", opt=public("console.caseload"))
-    async def caseload(self, request: AnyRequest, q: FromQuery[str] = "") -> Response[Any]:
+    async def caseload(
+        self, request: AnyRequest, q: FromQuery[str] = "", after: FromQuery[int | None] = None
+    ) -> Response[Any]:
         visitor = await admit(request, CASE_READERS)
         if not isinstance(visitor, Visitor):
             return visitor
         principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         query = q.strip()[:100]
         async with scoped_transaction(resources_of(request).pool, principal) as conn:
-            listing = await cases.list_cases(conn, ctx, program=None, mine=False, after=None, limit=100)
-            found = await people.search(conn, ctx, query, after=None, limit=50) if query else None
-        items = listing.items
-        if found is not None:
             # A search by name, pinyin initials or ID number narrows the caseload to those people.
-            wanted = {person.id for person in found.items}
-            items = [item for item in items if item.person_id in wanted]
+            found = await people.search(conn, ctx, query, after=None, limit=100) if query else None
+            listing = await cases.list_cases(
+                conn,
+                ctx,
+                program=None,
+                mine=False,
+                after=after,
+                limit=200,
+                person_ids=None if found is None else [person.id for person in found.items],
+            )
+        items = listing.items
         return page(
-            request, "caseload.html", items=items, query=query, csrf=csrf_token(token), principal=principal
+            request,
+            "caseload.html",
+            items=items,
+            query=query,
+            next_after=listing.next_after,
+            csrf=csrf_token(token),
+            principal=principal,
         )
 
     @get("/cases/{case_id:int}", opt=public("console.case"))
@@ -172,6 +185,7 @@ class ConsoleController(Controller):
         # The detail as the caller may see it (the sensitive fields only when cleared for them).
         detail = msgspec.to_builtins(case.detail) if case.detail is not None else {}
         detail.pop("program", None)
+        now = datetime.now(ZoneInfo(resources.settings.console_time_zone)).replace(second=0, microsecond=0)
         return page(
             request,
             "case.html",
@@ -180,28 +194,52 @@ class ConsoleController(Controller):
             events=events,
             purpose=purpose,
             with_map=may(principal, CASE_WRITERS),
-            may_record=may(principal, RECORDERS),
+            may_record=may(principal, CASE_RECORDERS),
+            may_approve=principal.role is Role.SUPERVISOR,
+            account_id=principal.account_id,
             contact_kinds=list(ContactKind),
             contact_outcomes=list(ContactOutcome),
-            now_local=datetime.now(ZoneInfo(resources.settings.console_time_zone)).strftime("%Y-%m-%dT%H:%M"),
+            now_local=now.strftime("%Y-%m-%dT%H:%M"),
+            order_end_local=(now + timedelta(days=MAX_ORDER_DAYS - 1)).strftime("%Y-%m-%dT%H:%M"),
             **records,
             csrf=csrf_token(token),
         )
 
     @get("/alerts", opt=public("console.alerts"))
-    async def alert_inbox(self, request: AnyRequest) -> Response[Any]:
+    async def alert_inbox(
+        self, request: AnyRequest, show: FromQuery[str] = "open", case_id: FromQuery[int | None] = None
+    ) -> Response[Any]:
+        """What an officer must act on: the open alerts (new ones first), newest first; or the
+        latest resolved ones. Optionally of one case."""
         visitor = await admit(request, CASE_READERS)
         if not isinstance(visitor, Visitor):
             return visitor
         principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
+        show = "resolved" if show == "resolved" else "open"
+        statuses = (
+            [AlertStatus.RESOLVED] if show == "resolved" else [AlertStatus.NEW, AlertStatus.ACKNOWLEDGED]
+        )
+        items: list[Alert] = []
+        more = False
         async with scoped_transaction(resources.pool, principal) as conn:
-            listing = await alerts.inbox(
-                conn, ctx, alerts.InboxQuery(), after=None, limit=200, now=resources.clock.now()
-            )
-        # Newest first, the open ones on top: what an officer must act on.
-        items = sorted(listing.items, key=lambda a: (a.status == "resolved", -a.raised_at.timestamp()))
-        return page(request, "alerts.html", items=items, outcomes=list(Outcome), csrf=csrf_token(token))
+            for status in statuses:
+                query = alerts.InboxQuery(status=status, case_id=case_id)
+                listing = await alerts.inbox(
+                    conn, ctx, query, after=None, limit=200, now=resources.clock.now(), newest_first=True
+                )
+                items.extend(listing.items)
+                more = more or listing.next_after is not None
+        return page(
+            request,
+            "alerts.html",
+            items=items,
+            show=show,
+            case_id=case_id,
+            more=more,
+            outcomes=list(Outcome),
+            csrf=csrf_token(token),
+        )
 
     @post("/alerts/{alert_id:int}/acknowledge", status_code=303, opt=public("console.alert_acknowledge"))
     async def acknowledge(self, request: AnyRequest, alert_id: IdPath, data: Form) -> Response[Any]:
@@ -236,7 +274,9 @@ class ConsoleController(Controller):
             return failed(request, token, e)
         if resolve:
             await alerts.clear_in_tracking(resources, alert)
-        return Redirect("/console/alerts", status_code=303, headers=SECURITY_HEADERS)
+        of_case = data.get("case_id", "")
+        back = f"/console/alerts?case_id={of_case}" if of_case.isdigit() else "/console/alerts"
+        return Redirect(back, status_code=303, headers=SECURITY_HEADERS)
 
     @get("/alerts/stream", opt=public("console.alert_stream"))
     async def alert_stream(self, request: AnyRequest) -> Response[Any]:
@@ -301,17 +341,25 @@ class ConsoleController(Controller):
                 request, "purpose.html", case_id=case_id, purposes=PURPOSES, csrf=csrf_token(token), map=True
             )
         resources = resources_of(request)
+        now = resources.clock.now()
         try:
             async with scoped_transaction(resources.pool, principal) as conn:
-                editable = await monitoring.order_in_force(conn, ctx, case_id, resources.clock.now())
+                orders = await monitoring.orders_of_case(conn, ctx, case_id, now, whole=True)
+        except CasemgrError as e:
+            return failed(request, token, e)
+        in_force = next((order for order in orders if order.in_force), None)
+        try:
+            async with scoped_transaction(resources.pool, principal) as conn:
+                editable = await monitoring.order_in_force(conn, ctx, case_id, now) is not None
         except CasemgrError:
-            editable = None  # read-only for who may read but not change the case
+            editable = False  # read-only for who may read but not change the case
         return page(
             request,
             "map.html",
             case_id=case_id,
             purpose=purpose,
-            editable=editable is not None,
+            zones=in_force.zones if in_force else [],
+            editable=editable,
             source=f"/console/cases/{case_id}/map.json?purpose={purpose}",
             tiles=resources_of(request).settings.console_tile_url,
             csrf=csrf_token(token),
@@ -340,42 +388,11 @@ class ConsoleController(Controller):
             return Response(b"", status_code=e.status, headers=SECURITY_HEADERS)
         return Response(msgspec.json.encode(found), media_type="application/json", headers=SECURITY_HEADERS)
 
-    @post("/cases/{case_id:int}/zones", status_code=303, opt=public("console.zone_add"))
-    async def add_zone(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
-        """A zone drawn on the map (a centre and a radius, or the corners of a polygon), added to
-        the order in force and published to the tracking core, as the API's POST does."""
-        visitor = await admit(request, CASE_WRITERS, data)
-        if not isinstance(visitor, Visitor):
-            return visitor
-        token, ctx = visitor.token, visitor.ctx
-        try:
-            zone = _zone_from_form(data)
-        except (ValueError, msgspec.ValidationError):
-            return page(request, "error.html", status=422, message="zone.invalid", csrf=csrf_token(token))
-        resources = resources_of(request)
-
-        async def work(conn: Any, now: Any, staged: Any) -> Any:
-            order_id = await monitoring.order_in_force(conn, ctx, case_id, now)
-            if order_id is None:
-                raise NotFound("this case has no monitoring order in force")
-            return await monitoring.add_zone(conn, ctx, order_id, zone, now, staged)
-
-        try:
-            await monitoring.change_then_publish(resources, ctx, work)
-        except CasemgrError as e:
-            return failed(request, token, e, invalid="zone.invalid")
-        purpose = data.get("purpose", "")
-        return Redirect(
-            f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
-            status_code=303,
-            headers=SECURITY_HEADERS,
-        )
-
     @post("/cases/{case_id:int}/contacts", status_code=303, opt=public("console.contact_record"))
     async def record_contact(self, request: AnyRequest, case_id: IdPath, data: Form) -> Response[Any]:
         """A home visit, an office report, a call: recorded as the API records it (one that took
         place closes the due contact and plans the next)."""
-        visitor = await admit(request, RECORDERS, data)
+        visitor = await admit(request, CASE_RECORDERS, data)
         if not isinstance(visitor, Visitor):
             return visitor
         principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
@@ -448,39 +465,52 @@ class ConsoleController(Controller):
         return Redirect("/console/handovers", status_code=303, headers=SECURITY_HEADERS)
 
 
-def _zone_from_form(data: dict[str, str]) -> ZoneCreate:
-    """The form's drawing as the API's zone: "lon,lat" and a radius, or "lon,lat;lon,lat;..."."""
-
-    def point(text: str) -> tuple[float, float]:
-        lon, lat = (float(part) for part in text.split(","))
-        return lon, lat
-
-    if data.get("shape") == "polygon":
-        corners = [point(p) for p in data.get("points", "").split(";") if p.strip()]
-        if len(corners) < 3:
-            raise ValueError("a polygon needs three corners")
-        shape: dict[str, Any] = {"type": "Polygon", "coordinates": [[*corners, corners[0]]]}
-    else:
-        lon, lat = point(data.get("centre", ""))
-        shape = {"type": "circle", "centre": [lon, lat], "radius_m": float(data.get("radius_m", "0"))}
-    return msgspec.convert(
-        {"kind": data.get("kind"), "label": data.get("label", "").strip(), "shape": shape}, ZoneCreate
-    )
-
-
 async def _case_records(resources: Resources, ctx: RequestContext, case_id: int) -> dict[str, Any]:
-    """The contacts, notes and documents of a case file, each read (and audited) as the API reads
-    it; a part the caller's role may not read is left out, as the API would refuse it."""
-    parts: dict[str, Any] = {"contacts": None, "notes": None, "documents": None}
-    for name in parts:
+    """The parts of a case file beside the case itself (contacts, notes, documents, open tasks,
+    open alerts, monitoring orders), each read and audited as the API reads it, each in its own
+    transaction: a part the caller's role may not read is left out (None), as the API would
+    refuse it, and the rest of the file still shows."""
+    now = resources.clock.now()
+    readers: dict[str, Callable[[asyncpg.Connection], Awaitable[Any]]] = {
+        "contacts": lambda conn: supervision.contacts(conn, ctx, case_id, 20),
+        "notes": lambda conn: records.notes(conn, ctx, case_id, None, 20),
+        "documents": lambda conn: records.documents(conn, ctx, case_id),
+        "tasks": lambda conn: supervision.list_tasks(
+            conn,
+            ctx,
+            state=TaskState.OPEN,
+            mine=False,
+            escalated_to_me=False,
+            org_unit_id=None,
+            after=None,
+            limit=50,
+            case_id=case_id,
+        ),
+        "alerts": lambda conn: _open_alerts(conn, ctx, case_id, now),
+        "orders": lambda conn: monitoring.orders_of_case(conn, ctx, case_id, now, whole=True),
+        "reasons": lambda conn: monitoring.reasons(conn),
+    }
+    parts: dict[str, Any] = dict.fromkeys(readers)
+    for name, read in readers.items():
+        if name in ("orders", "reasons") and ctx.caller.role not in CASE_WRITERS:
+            continue  # the monitoring of a subject is for the officers who supervise them
         try:
             async with scoped_transaction(resources.pool, ctx.caller) as conn:
-                if name == "contacts":
-                    parts[name] = await supervision.contacts(conn, ctx, case_id, 20)
-                elif name == "notes":
-                    parts[name] = await records.notes(conn, ctx, case_id, None, 20)
-                else:
-                    parts[name] = await records.documents(conn, ctx, case_id)
+                parts[name] = await read(conn)
         except CasemgrError:
             continue
+    if parts["tasks"] is not None:
+        parts["tasks"] = parts["tasks"].items
     return parts
+
+
+async def _open_alerts(
+    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime
+) -> list[Alert]:
+    """The case's alerts still to act on (new, then acknowledged), newest first."""
+    found: list[Alert] = []
+    for status in (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED):
+        query = alerts.InboxQuery(status=status, case_id=case_id)
+        listing = await alerts.inbox(conn, ctx, query, after=None, limit=50, now=now, newest_first=True)
+        found.extend(listing.items)
+    return found

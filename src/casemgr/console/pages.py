@@ -190,4 +190,9 @@ def failed(
     """The page for a refusal of the service: not found, input that breaks a rule (`invalid`),
     or anything else the caller may not do (`refused`), with the service's status."""
     message = {404: "error.not_found", 422: invalid}.get(error.status, refused)
-    return page(request, "error.html", status=error.status, message=message, csrf=csrf_token(token))
+    # What the service says of a rule broken or a state that does not allow the step (409, 422)
+    # helps the officer mend it; a refusal's reason stays unsaid, as in the API.
+    detail = error.detail if error.status in (409, 422) else None
+    return page(
+        request, "error.html", status=error.status, message=message, detail=detail, csrf=csrf_token(token)
+    )

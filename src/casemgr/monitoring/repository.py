@@ -243,10 +243,19 @@ async def order(conn: asyncpg.Connection, order_id: int, now: datetime) -> Monit
     )
 
 
-async def orders_of_case(conn: asyncpg.Connection, case_id: int, now: datetime) -> list[MonitoringOrder]:
-    return [
-        msgspec.convert(dict(r), MonitoringOrder) for r in await conn.fetch(_ORDERS_OF_CASE, case_id, now)
-    ]
+async def orders_of_case(
+    conn: asyncpg.Connection, case_id: int, now: datetime, *, whole: bool = False
+) -> list[MonitoringOrder]:
+    """The case's orders, oldest first; `whole` adds each one's zones and renewals (a case has a
+    handful of orders, so a query or two more each is cheaper than one query that nests them)."""
+    found = []
+    for row in await conn.fetch(_ORDERS_OF_CASE, case_id, now):
+        values = dict(row)
+        if whole:
+            values["zones"] = await zones(conn, row["id"])
+            values["renewals"] = await renewals(conn, row["id"])
+        found.append(msgspec.convert(values, MonitoringOrder))
+    return found
 
 
 async def insert_order(conn: asyncpg.Connection, **values: Any) -> int:

@@ -297,10 +297,11 @@ async def case_map(
 
 
 async def orders_of_case(
-    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime
+    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime, *, whole: bool = False
 ) -> list[MonitoringOrder]:
+    """The case's orders; `whole` with their zones and renewals (the console's case file)."""
     await authorize_case(conn, ctx, case_id, may_read, "read")
-    found = await repository.orders_of_case(conn, case_id, now)
+    found = await repository.orders_of_case(conn, case_id, now, whole=whole)
     await audit.record(conn, ctx, "monitoring.orders_list", object_type="case", object_id=case_id)
     return found
 

@@ -8,7 +8,7 @@ from litestar import Controller, get, post, put
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from casemgr.auth.principal import ALL_ROLES, CASE_READERS, CASE_WRITERS, Role
+from casemgr.auth.principal import ALL_ROLES, CASE_READERS, CASE_RECORDERS, Role
 from casemgr.cases.schemas import Program
 from casemgr.db import scoped_transaction
 from casemgr.supervision import service
@@ -25,8 +25,6 @@ from casemgr.supervision.schemas import (
 )
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 from casemgr.wire import MAX_ID, Cursor, IdPath
-
-RECORDERS = CASE_WRITERS | {Role.HEALTH_WORKER}
 
 
 class ContactPlanController(Controller):
@@ -52,7 +50,7 @@ class ContactController(Controller):
     tags = ["supervision"]
     dependencies = {"ctx": Provide(request_context, sync_to_thread=False)}
 
-    @post("/", opt=access("case.contact_record", RECORDERS))
+    @post("/", opt=access("case.contact_record", CASE_RECORDERS))
     async def record_contact(
         self, request: AnyRequest, case_id: IdPath, data: JSONBody[ContactIn], ctx: Ctx
     ) -> Contact:
@@ -89,6 +87,7 @@ class TaskController(Controller):
         org_unit_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
         program: FromQuery[Program | None] = None,
         kind: FromQuery[TaskKind | None] = None,
+        case_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="only this case")] = None,
         after: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> TaskPage:
@@ -105,9 +104,10 @@ class TaskController(Controller):
                 limit=limit,
                 program=program,
                 kind=kind,
+                case_id=case_id,
             )
 
-    @post("/{task_id:int}/complete", status_code=200, opt=access("task.complete", RECORDERS))
+    @post("/{task_id:int}/complete", status_code=200, opt=access("task.complete", CASE_RECORDERS))
     async def complete(
         self, request: AnyRequest, task_id: IdPath, data: JSONBody[TaskCompletion], ctx: Ctx
     ) -> Task:

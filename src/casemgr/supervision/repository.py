@@ -67,6 +67,7 @@ SELECT {_TASK_COLUMNS}
    AND (NOT $6::boolean OR c.shared_with_police)
    AND ($7::bigint IS NULL OR t.id > $7)
    AND ($9::task_kind IS NULL OR t.kind = $9::task_kind)
+   AND ($10::bigint IS NULL OR t.case_id = $10)
  ORDER BY t.id
  LIMIT $8
 """
@@ -216,6 +217,7 @@ async def list_tasks(
     after: int | None,
     limit: int,
     kind: str | None = None,
+    case_id: int | None = None,
 ) -> list[Task]:
     records = await conn.fetch(
         _LIST_TASKS,
@@ -228,6 +230,7 @@ async def list_tasks(
         after,
         limit,
         kind,
+        case_id,
     )
     return [msgspec.convert(dict(r), Task) for r in records]
 

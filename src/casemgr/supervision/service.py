@@ -96,6 +96,7 @@ async def list_tasks(
     limit: int,
     program: Program | None = None,
     kind: TaskKind | None = None,
+    case_id: int | None = None,
 ) -> TaskPage:
     caller = ctx.caller
     rules = list_filter(caller, program, object_type="task")
@@ -111,6 +112,7 @@ async def list_tasks(
         after=after,
         limit=limit + 1,
         kind=kind.value if kind else None,
+        case_id=case_id,
     )
     await audit.record(conn, ctx, "task.list", object_type="task")
     page, next_after = cut_page(items, limit, key=lambda t: t.id)
