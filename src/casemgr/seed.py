@@ -176,7 +176,14 @@ def demo_people(rng: random.Random, count: int) -> list[DemoPerson]:
     return people
 
 
-def demo_detail(rng: random.Random, program: str, start: datetime) -> programs.ProgramDetail:
+def _term_end(start: date, days: int, now: datetime) -> date:
+    """The end of a term of `days` from `start`; a term that would have ended already ends later
+    (a case under supervision today has its end ahead of it)."""
+    end = start + timedelta(days=days)
+    return end if end > now.date() else now.date() + timedelta(days=days // 2)
+
+
+def demo_detail(rng: random.Random, program: str, start: datetime, now: datetime) -> programs.ProgramDetail:
     day = start.date()
     detail: programs.ProgramDetail
     if program == "community_corrections":
@@ -188,7 +195,7 @@ def demo_detail(rng: random.Random, program: str, start: datetime) -> programs.P
             judgment_date=day - timedelta(days=20),
             judgment_effective_date=day - timedelta(days=10),
             supervision_start=day,
-            supervision_end=day + timedelta(days=rng.choice((180, 365, 730))),
+            supervision_end=_term_end(day, rng.choice((180, 365, 730)), now),
             conditions=["report to the office monthly", "notify any change of address"],
             prohibitions=rng.sample(
                 ["no entry to bars", "no contact with the victim", "no travel outside the city"], 2
@@ -210,6 +217,7 @@ def demo_detail(rng: random.Random, program: str, start: datetime) -> programs.P
             )
             for k in range(1, 5)
         ]
+        tests = [test for test in tests if test.date <= now.date()]  # only those taken by now
         detail = programs.DrugRehab(
             kind=rng.choice(["community_rehabilitation", "community_recovery"]),
             agreement_start=day,
@@ -319,7 +327,7 @@ async def seed_demo(
                         None if status == "pending_intake" else start,
                         "term_expired" if status == "closed" else None,
                         now - timedelta(days=rng.randrange(1, 20)) if status == "closed" else None,
-                        demo_detail(rng, program, start),
+                        demo_detail(rng, program, start, now),
                     )
                 )
         public_parts, sensitive_parts = zip(*(programs.split(r[10]) for r in rows), strict=True)

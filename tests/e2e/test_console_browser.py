@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,9 +32,12 @@ OFFICER = "officer.riverside"
 
 @pytest.fixture
 def system(fresh_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    # Plain HTTP on this machine: a browser refuses a Secure cookie from an http:// page.
+    # Plain HTTP on this machine: a browser refuses a Secure cookie from an http:// page. Each
+    # test's tracking keys in a namespace of its own: the devices of a city seeded afresh start
+    # again at version 1, which the tracking core would not take over an earlier city's.
+    namespace = f"browser{os.getpid()}x{secrets.token_hex(4)}"
     with demo_city(
-        fresh_database, tmp_path, f"browser{os.getpid()}", monitored=30, CASEMGR_CONSOLE_COOKIE_SECURE="false"
+        fresh_database, tmp_path, namespace, monitored=30, CASEMGR_CONSOLE_COOKIE_SECURE="false"
     ) as city:
         yield {
             "web": city.web,
@@ -93,9 +97,10 @@ async def cut_strap(tracking: str, device: DemoDevice) -> None:
     assert response.status_code == 202, response.text
 
 
-async def shot(page: Page, name: str) -> None:
+async def shot(page: Page, name: str, *, whole: bool = False) -> None:
+    """What the screen shows (1280x800 unless the test says), or the `whole` page."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # what a 1280x800 screen shows
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=whole)
 
 
 async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_live_alert(
@@ -126,10 +131,13 @@ async def test_an_officer_finds_a_case_by_pinyin_initials_and_acknowledges_a_liv
             await page.keyboard.press("Enter")
             row = page.locator("tr", has_text=name).first
             await expect(row).to_be_visible()
-            await row.get_by_role("link").click()
+            await page.locator(
+                f'a[href="/console/cases/{case_id}"]'
+            ).click()  # the monitored case of the person
             await page.get_by_role("button", name="打开档案").click()
             await expect(page.get_by_role("heading", level=1)).to_contain_text(name)
-            await shot(page, "case-file")
+            await expect(page.locator("#monitoring")).to_contain_text("生效中")  # the order in force
+            await shot(page, "case-file", whole=True)
 
             await page.goto(f"{system['web']}/console/alerts")
             await expect(page.get_by_role("heading", name="告警收件箱")).to_be_visible()

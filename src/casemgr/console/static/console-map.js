@@ -5,6 +5,8 @@ document.addEventListener("DOMContentLoaded", function () {
   var element = document.getElementById("map");
   if (!element || !window.L) return;
   var map = L.map(element, { attributionControl: false });
+  // With no base map, a scale bar is what tells distances apart.
+  L.control.scale({ imperial: false }).addTo(map);
   element._casemgrMap = map;
   var tiles = element.getAttribute("data-tiles");
   if (tiles) L.tileLayer(tiles, { maxZoom: 19 }).addTo(map);
