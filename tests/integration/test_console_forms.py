@@ -333,3 +333,32 @@ async def test_every_console_page_names_each_of_its_form_fields(browser: Browser
             assert page.status_code == 200, path
             assert not unlabelled_fields(page.text), path
             assert 'class="skip" href="#main"' in page.text
+
+
+async def test_the_case_file_links_the_persons_other_cases_the_caller_may_see(
+    browser: Browser, world: World, owner: Any
+) -> None:
+    """A person in two programs (community corrections, and drug rehabilitation in the same
+    office) is one person: each file leads to the other; a case of theirs in another district
+    stays out of sight."""
+    person = world.persons["cc_o1"]
+    rehab = await owner.fetchval(
+        "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id) "
+        "VALUES ($1, 'drug_rehab', 'active', $2, $3) RETURNING id",
+        person,
+        world.units["o1"].id,
+        world.accounts["off1"].id,
+    )
+    elsewhere = await owner.fetchval(
+        "INSERT INTO cases (person_id, program, status, org_unit_id, officer_id) "
+        "VALUES ($1, 'released_prisoner', 'active', $2, $3) RETURNING id",
+        person,
+        world.units["o3"].id,
+        world.accounts["off3"].id,
+    )
+    async with browser("off1") as officer:
+        shown = await case_file(officer, world.cases["cc_o1"])
+        assert f'href="/console/cases/{rehab}"' in shown and "该人员的其他案件" in shown
+        assert f'href="/console/cases/{elsewhere}"' not in shown
+        back = await case_file(officer, rehab)
+        assert f'href="/console/cases/{world.cases["cc_o1"]}"' in back

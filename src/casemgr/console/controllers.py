@@ -179,6 +179,18 @@ class ConsoleController(Controller):
             async with scoped_transaction(resources.pool, principal) as conn:
                 case = await cases.read(conn, ctx, resources.keyring, case_id)
                 events = await cases.events(conn, ctx, case_id)
+                # The person's other programs (a released prisoner also in drug rehabilitation):
+                # the cases of theirs the caller may see, so none is missed between offices.
+                theirs = await cases.list_cases(
+                    conn,
+                    ctx,
+                    program=None,
+                    mine=False,
+                    after=None,
+                    limit=20,
+                    person_ids=[case.person.id],
+                    action="case.list_of_person",
+                )
         except CasemgrError as e:
             return failed(request, token, e)
         records = await _case_records(resources, ctx, case_id)
@@ -192,6 +204,7 @@ class ConsoleController(Controller):
             case=case,
             detail=detail,
             events=events,
+            other_cases=[other for other in theirs.items if other.id != case.id],
             purpose=purpose,
             with_map=may(principal, CASE_WRITERS),
             may_record=may(principal, CASE_RECORDERS),
