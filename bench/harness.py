@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -82,13 +83,20 @@ _RUN = iter(range(1, 1000))
 _SEQS_PER_RUN = 100_000
 
 
-def wrk(port: int, subjects: int, batch: int, seconds: float, connections: int) -> dict[str, float]:
+def wrk(
+    port: int, subjects: int, batch: int, seconds: float, connections: int, *, sweep: bool = False
+) -> dict[str, float]:
+    """wrk with bench/wrk/pings.lua for `seconds`: uploads by devices drawn at random, or with
+    `sweep` one upload by each device in turn, stopped once every device has reported (wrk
+    itself would wait out its duration: each thread leaves a mark when done, and wrk is
+    interrupted, which ends it as its duration would)."""
     first = next(_RUN) * _SEQS_PER_RUN
     base = int(time.time()) - 35 * 86_400
-    output = subprocess.run(
-        [
+    threads = os.cpu_count() or 1  # wrk's advice: a thread per core
+    with tempfile.TemporaryDirectory() as marks:
+        command = [
             "wrk",
-            f"-t{os.cpu_count() or 1}",  # wrk's advice: a thread per core
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds:.0f}s",
             "--latency",
@@ -101,11 +109,19 @@ def wrk(port: int, subjects: int, batch: int, seconds: float, connections: int) 
             str(base),
             str(first),
             SECRET_SALT,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+            *(["sweep", str(threads), marks] if sweep else []),
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        if sweep:
+            deadline = time.monotonic() + seconds
+            while process.poll() is None and time.monotonic() < deadline:
+                if len(os.listdir(marks)) >= threads:
+                    process.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.2)
+        output, _ = process.communicate()
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command, output)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]

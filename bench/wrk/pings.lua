@@ -4,6 +4,8 @@
 -- where the last left off, so no ping repeats, and a position that walks about its home, a few
 -- metres per fix, now and then out of the home zone and into the zones around it.
 --   wrk -t2 -c64 -d20s -s pings.lua http://127.0.0.1:8100 -- <subjects> <batch> <base> <first> <salt>
+-- With "sweep <threads> <marks directory>" after them, the threads instead walk the fleet in order, one upload per
+-- device, and stop when every device has reported once (a fleet in its steady state).
 --
 -- The fleet is the formula of bench/tracking_ingest.py (device_id_of, secret_of, home_of), so
 -- the script holds only what the run changes (sequence numbers and positions, in flat arrays
@@ -12,10 +14,32 @@
 local count, batch, base, first, salt
 local seqs, lons, lats = {}, {}, {}
 local cos_lat = math.cos(math.rad(31.23))
+local sweep, step, next_device, answered, share = false, 1, 0, 0, 0
+
+local threads_created = 0
+function setup(thread)
+  thread:set("tid", threads_created)
+  threads_created = threads_created + 1
+end
 
 function init(args)
   count, batch, base, first, salt = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5]
   math.randomseed(os.time())
+  if args[6] == "sweep" then
+    -- Thread t of T takes devices t, t + T, t + 2T, ...
+    sweep, step, next_device = true, tonumber(args[7]), tid
+    share = math.floor((count - 1 - tid) / step) + 1
+    local marks = args[8]
+    response = function()
+      answered = answered + 1
+      if answered == share then
+        -- wrk waits out its duration even when every thread has stopped: the caller watches
+        -- for a mark from each thread, and interrupts it.
+        io.open(marks .. "/" .. tid, "w"):close()
+        wrk.thread:stop()
+      end
+    end
+  end
 end
 
 local function home(n)
@@ -39,7 +63,13 @@ local function ping(id, n, home_lon, home_lat)
 end
 
 function request()
-  local n = math.random(count) - 1
+  local n
+  if sweep then
+    n = math.min(next_device, count - 1)
+    next_device = next_device + step
+  else
+    n = math.random(count) - 1
+  end
   local digits = string.format("%07d", n)
   local id = "B" .. digits
   local home_lon, home_lat = home(n)
