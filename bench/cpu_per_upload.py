@@ -1,0 +1,156 @@
+"""Benchmark: where the machine's CPU goes per single-ping upload, with 1,000 subjects and with
+--scale N beside them: the ingest workers, Redis (and its script's own time per call, from
+INFO commandstats) and the load generator, each process's CPU time over a phase divided by the
+uploads of that phase. It is how the cost of a million subjects was traced to the workers'
+garbage collections, and what is left of it to Redis.
+
+    .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 7 minutes
+
+Every subject reports once before the phases (as in bench/tracking_ingest.py). Needs wrk and
+the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on this machine,
+traffic stays on 127.0.0.1. Results go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from harness import free_port, start, stop, wrk
+from reporting import write_results
+from tracking_ingest import DATA_KEY, REDIS_URL, SHARDS, Fleet
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def workers_of(server_pid: int) -> list[int]:
+    """The server's processes: itself and its children (casemgr.serving spawns the workers)."""
+    pids = [server_pid]
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.startswith("PPid:") and line.split()[1] == str(server_pid) for line in lines):
+            pids.append(int(status.parent.name))
+    return pids
+
+
+def phase(port: int, subjects: int, server_pid: int, seconds: float, client: redis.Redis) -> dict[str, float]:
+    client.config_resetstat()
+    redis_pid = int(client.info("server")["process_id"])
+    workers = workers_of(server_pid)
+    before_workers = sum(cpu_seconds(p) for p in workers)
+    before_redis = cpu_seconds(redis_pid)
+    before_wrk = os.times()
+    load = wrk(port, subjects, 1, seconds, 64)
+    after_wrk = os.times()
+    uploads = load["requests"]
+    script = client.info("commandstats").get("cmdstat_evalsha", {})
+
+    def per_upload_us(seconds_used: float) -> float:
+        return round(seconds_used / uploads * 1e6, 1)
+
+    return {
+        "uploads_per_s": load["requests_per_s"],
+        "workers_us": per_upload_us(sum(cpu_seconds(p) for p in workers) - before_workers),
+        "redis_us": per_upload_us(cpu_seconds(redis_pid) - before_redis),
+        "wrk_us": per_upload_us(
+            after_wrk.children_user
+            + after_wrk.children_system
+            - before_wrk.children_user
+            - before_wrk.children_system
+        ),
+        "script_us_per_call": float(script.get("usec_per_call", 0.0)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subjects", type=int, default=1000)
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    env = {
+        **os.environ,
+        # The ingest reads no table; its settings still need a database named.
+        "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        "REDIS_URL": REDIS_URL,
+        "CASEMGR_ENV": "development",
+        "CASEMGR_LOG_LEVEL": "WARNING",
+        "CASEMGR_DATA_KEYS": f"bench:{DATA_KEY}",
+        "CASEMGR_TRACKING_SHARDS": str(SHARDS),
+        "CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE": "100000000",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    fleets = [Fleet(args.subjects), Fleet(args.scale)]
+    servers = []
+    client = redis.Redis.from_url(REDIS_URL)
+    rows: dict[int, list[dict[str, float]]] = {fleet.subjects: [] for fleet in fleets}
+    try:
+        for fleet in fleets:
+            fleet.publish(5)
+            fleet.port = free_port()
+            fleet_env = {
+                **env,
+                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
+                "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, fleet.subjects)),
+            }
+            servers.append(start("tracking.asgi:build", fleet.port, 2, fleet_env, ready_path="/health/ready"))
+            wrk(fleet.port, fleet.subjects, 1, 900, 64, sweep=True)  # every subject reports once
+            wrk(fleet.port, fleet.subjects, 1, 3, 64)  # connections and code paths warm
+            print(f"{fleet.subjects:,} subjects ready", flush=True)
+        for round_no in range(args.rounds):
+            for fleet, server in zip(fleets, servers, strict=True):
+                figures = phase(fleet.port, fleet.subjects, server.pid, args.seconds, client)
+                rows[fleet.subjects].append(figures)
+                print(f"round {round_no + 1}, {fleet.subjects:,} subjects: {figures}", flush=True)
+    finally:
+        for server in servers:
+            stop(server)
+        for fleet in fleets:
+            fleet.drop()
+    lines = [
+        "| subjects | uploads/s | workers µs | Redis µs | script µs/call | wrk µs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for subjects, measured in rows.items():
+        for figures in measured:
+            lines.append(
+                f"| {subjects:,} | {figures['uploads_per_s']:,.0f} | {figures['workers_us']} | "
+                f"{figures['redis_us']} | {figures['script_us_per_call']} | {figures['wrk_us']} |"
+            )
+    table = "\n".join(lines)
+    print(table)
+    write_results(
+        f"cpu-per-upload-{args.subjects}s-vs-{args.scale}s",
+        {
+            "benchmark": "cpu_per_upload",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "seconds": args.seconds,
+            "rounds": {str(subjects): measured for subjects, measured in rows.items()},
+        },
+        heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, on "
+        f"{platform.node()} ({os.cpu_count()} CPUs); every subject reported once before",
+        table=table,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
