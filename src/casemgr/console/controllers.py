@@ -55,6 +55,9 @@ from casemgr.supervision.schemas import ContactIn, ContactKind, ContactOutcome, 
 from casemgr.web.access import public, request_id_of, resources_of
 from casemgr.wire import IdPath
 
+# What an officer must act on, the new ones first.
+OPEN_ALERTS = (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED)
+
 
 class ConsoleController(Controller):
     path = "/console"
@@ -230,19 +233,9 @@ class ConsoleController(Controller):
         principal, token, ctx = visitor.principal, visitor.token, visitor.ctx
         resources = resources_of(request)
         show = "resolved" if show == "resolved" else "open"
-        statuses = (
-            [AlertStatus.RESOLVED] if show == "resolved" else [AlertStatus.NEW, AlertStatus.ACKNOWLEDGED]
-        )
-        items: list[Alert] = []
-        more = False
+        statuses = (AlertStatus.RESOLVED,) if show == "resolved" else OPEN_ALERTS
         async with scoped_transaction(resources.pool, principal) as conn:
-            for status in statuses:
-                query = alerts.InboxQuery(status=status, case_id=case_id)
-                listing = await alerts.inbox(
-                    conn, ctx, query, after=None, limit=200, now=resources.clock.now(), newest_first=True
-                )
-                items.extend(listing.items)
-                more = more or listing.next_after is not None
+            items, more = await _newest_alerts(conn, ctx, statuses, case_id, 200, resources.clock.now())
         return page(
             request,
             "alerts.html",
@@ -499,7 +492,7 @@ async def _case_records(resources: Resources, ctx: RequestContext, case_id: int)
             limit=50,
             case_id=case_id,
         ),
-        "alerts": lambda conn: _open_alerts(conn, ctx, case_id, now),
+        "alerts": lambda conn: _newest_alerts(conn, ctx, OPEN_ALERTS, case_id, 50, now),
         "orders": lambda conn: monitoring.orders_of_case(conn, ctx, case_id, now, whole=True),
         "reasons": lambda conn: monitoring.reasons(conn),
     }
@@ -514,16 +507,26 @@ async def _case_records(resources: Resources, ctx: RequestContext, case_id: int)
             continue
     if parts["tasks"] is not None:
         parts["tasks"] = parts["tasks"].items
+    if parts["alerts"] is not None:
+        parts["alerts"] = parts["alerts"][0]  # the file links to the inbox for the rest
     return parts
 
 
-async def _open_alerts(
-    conn: asyncpg.Connection, ctx: RequestContext, case_id: int, now: datetime
-) -> list[Alert]:
-    """The case's alerts still to act on (new, then acknowledged), newest first."""
+async def _newest_alerts(
+    conn: asyncpg.Connection,
+    ctx: RequestContext,
+    statuses: tuple[AlertStatus, ...],
+    case_id: int | None,
+    limit: int,
+    now: datetime,
+) -> tuple[list[Alert], bool]:
+    """The newest `limit` alerts of each status in turn (optionally of one case), and whether
+    any status had more."""
     found: list[Alert] = []
-    for status in (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED):
+    more = False
+    for status in statuses:
         query = alerts.InboxQuery(status=status, case_id=case_id)
-        listing = await alerts.inbox(conn, ctx, query, after=None, limit=50, now=now, newest_first=True)
+        listing = await alerts.inbox(conn, ctx, query, after=None, limit=limit, now=now, newest_first=True)
         found.extend(listing.items)
-    return found
+        more = more or listing.next_after is not None
+    return found, more
