@@ -24,6 +24,8 @@ CASE_WRITERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
 # Who records what happened with a person (contacts, completed tasks): the case's writers, and
 # the health workers who visit mental-illness cases.
 CASE_RECORDERS = CASE_WRITERS | {Role.HEALTH_WORKER}
+# Who decides a monitoring order or its renewal (the service checks the level and the requester).
+ORDER_APPROVERS = frozenset({Role.SUPERVISOR})
 STAFF_ROLES = frozenset(Role) - {Role.SYSTEM}
 ALL_ROLES = STAFF_ROLES
 

@@ -30,6 +30,7 @@ from casemgr.console.pages import (
     Form,
     Visitor,
     admit,
+    back_to_case,
     caller_of,
     csrf_token,
     failed,
@@ -422,12 +423,7 @@ class ConsoleController(Controller):
                 await supervision.record_contact(conn, ctx, case_id, contact, resources.clock.now())
         except CasemgrError as e:
             return failed(request, token, e, invalid="contact.invalid")
-        purpose = data.get("purpose", "")
-        return Redirect(
-            f"/console/cases/{case_id}?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}",
-            status_code=303,
-            headers=SECURITY_HEADERS,
-        )
+        return Redirect(back_to_case(case_id, data), status_code=303, headers=SECURITY_HEADERS)
 
     @post("/handovers/{handover_id:int}/accept", status_code=303, opt=public("console.handover_accept"))
     async def accept_handover(self, request: AnyRequest, handover_id: IdPath, data: Form) -> Response[Any]:

@@ -18,14 +18,14 @@ import msgspec
 from litestar import Controller, Response, post
 from litestar.response import Redirect
 
-from casemgr.auth.principal import CASE_RECORDERS, CASE_WRITERS, Role
+from casemgr.auth.principal import CASE_RECORDERS, CASE_WRITERS, ORDER_APPROVERS, Role
 from casemgr.console.pages import (
-    PURPOSES,
     SECURITY_HEADERS,
     AnyRequest,
     Form,
     Visitor,
     admit,
+    back_to_case,
     failed,
 )
 from casemgr.db import scoped_transaction
@@ -44,19 +44,16 @@ from casemgr.supervision.schemas import TaskCompletion
 from casemgr.web.access import public, resources_of
 from casemgr.wire import IdPath
 
-APPROVERS = frozenset({Role.SUPERVISOR})
 WEEKDAYS = range(1, 8)  # ISO: 1 is Monday
 T = TypeVar("T")
 
 
 def _case_file(case_id: int, data: dict[str, str], part: str = "monitoring") -> str:
-    purpose = data.get("purpose", "")
-    return f"/console/cases/{case_id}?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}#{part}"
+    return back_to_case(case_id, data, part=part)
 
 
 def _map(case_id: int, data: dict[str, str]) -> str:
-    purpose = data.get("purpose", "")
-    return f"/console/cases/{case_id}/map?purpose={purpose if purpose in PURPOSES else PURPOSES[1]}"
+    return back_to_case(case_id, data, page="/map")
 
 
 def local_instant(text: str, zone: ZoneInfo) -> datetime:
@@ -201,7 +198,7 @@ class ConsoleMonitoringController(Controller):
             )
 
         return await self._submit(
-            request, data, APPROVERS, change, _case_file(case_id, data), "order.invalid"
+            request, data, ORDER_APPROVERS, change, _case_file(case_id, data), "order.invalid"
         )
 
     @post(
@@ -322,7 +319,7 @@ class ConsoleMonitoringController(Controller):
             )
 
         return await self._submit(
-            request, data, APPROVERS, change, _case_file(case_id, data), "order.invalid"
+            request, data, ORDER_APPROVERS, change, _case_file(case_id, data), "order.invalid"
         )
 
     @post("/cases/{case_id:int}/zones", status_code=303, opt=public("console.zone_add"))

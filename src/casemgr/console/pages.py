@@ -46,6 +46,14 @@ Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED
 AnyRequest = Request[Any, Any, Any]
 
 
+def back_to_case(case_id: int, form: dict[str, str], page: str = "", part: str = "") -> str:
+    """Where a case's form returns: the case file (or its `page`, "/map"), read again under the
+    purpose the form carried (the review's when it carries none), at its `part`."""
+    purpose = form.get("purpose", "")
+    stated = purpose if purpose in PURPOSES else PURPOSES[1]
+    return f"/console/cases/{case_id}{page}?purpose={stated}" + (f"#{part}" if part else "")
+
+
 def csrf_token(session_token: str) -> str:
     """Derived from the session's secret token, which a page of another site cannot read: a
     form posted from elsewhere cannot carry it."""

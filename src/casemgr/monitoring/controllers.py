@@ -15,7 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
-from casemgr.auth.principal import CASE_WRITERS, Role
+from casemgr.auth.principal import CASE_WRITERS, ORDER_APPROVERS, Role
 from casemgr.db import scoped_transaction
 from casemgr.monitoring import service
 from casemgr.monitoring.publisher import Staged
@@ -40,7 +40,6 @@ from casemgr.monitoring.schemas import (
 from casemgr.web.access import AnyRequest, Ctx, access, request_context, resources_of
 from casemgr.wire import IdPath
 
-APPROVERS = (Role.SUPERVISOR,)
 DEVICE_KEEPERS = (Role.SUPERVISOR, Role.ADMIN)
 T = TypeVar("T")
 DevicePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -104,7 +103,7 @@ class MonitoringOrderController(Controller):
     @post(
         "/monitoring-orders/{order_id:int}/approve",
         status_code=200,
-        opt=access("monitoring.order_approve", APPROVERS),
+        opt=access("monitoring.order_approve", ORDER_APPROVERS),
     )
     async def approve_order(
         self, request: AnyRequest, order_id: IdPath, data: JSONBody[Decision], ctx: Ctx
@@ -115,7 +114,7 @@ class MonitoringOrderController(Controller):
     @post(
         "/monitoring-orders/{order_id:int}/reject",
         status_code=200,
-        opt=access("monitoring.order_reject", APPROVERS),
+        opt=access("monitoring.order_reject", ORDER_APPROVERS),
     )
     async def reject_order(
         self, request: AnyRequest, order_id: IdPath, data: JSONBody[Decision], ctx: Ctx
@@ -158,7 +157,7 @@ class MonitoringOrderController(Controller):
     @post(
         "/monitoring-orders/{order_id:int}/renewals/{renewal_id:int}/approve",
         status_code=200,
-        opt=access("monitoring.renewal_approve", APPROVERS),
+        opt=access("monitoring.renewal_approve", ORDER_APPROVERS),
     )
     async def approve_renewal(
         self, request: AnyRequest, order_id: IdPath, renewal_id: IdPath, data: JSONBody[Decision], ctx: Ctx
@@ -168,7 +167,7 @@ class MonitoringOrderController(Controller):
     @post(
         "/monitoring-orders/{order_id:int}/renewals/{renewal_id:int}/reject",
         status_code=200,
-        opt=access("monitoring.renewal_reject", APPROVERS),
+        opt=access("monitoring.renewal_reject", ORDER_APPROVERS),
     )
     async def reject_renewal(
         self, request: AnyRequest, order_id: IdPath, renewal_id: IdPath, data: JSONBody[Decision], ctx: Ctx
