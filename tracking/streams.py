@@ -4,6 +4,12 @@ A consumer sweeps every shard at once: the entries another consumer took and nev
 acknowledged (it died) once they have been idle long enough, then new ones. An entry is
 acknowledged only after its handler has committed what it wrote, so a crash between the two
 delivers it again, and the handlers are idempotent. Acknowledged entries are trimmed.
+
+A consumer with nothing to do waits for the next entry. On one Redis server it waits inside
+one blocking XREADGROUP over every shard, which returns as soon as an entry arrives (an alert
+reaches the officers' streams without waiting for a sweep); it is the one command here that
+names keys of several slots, which a Redis Cluster refuses, so there it sweeps again after
+``idle_poll_s``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import structlog
+from redis.asyncio import RedisCluster
 from redis.exceptions import ResponseError
 
 from casemgr.redis_client import RedisClient
@@ -43,6 +50,10 @@ class StreamConsumer:
     reclaim_idle_ms: int = 30_000
     reclaim_every_s: float = 1.0
     trim_every_s: float = 5.0
+    # An idle consumer's wait: at most idle_wait_s for an entry on one Redis, idle_poll_s
+    # between sweeps on a Redis Cluster.
+    idle_wait_s: float = 1.0
+    idle_poll_s: float = 0.05
     _reclaimed_at: float = 0.0
     _trimmed_at: float = 0.0
     # Set when a sweep failed: the entries it took are pending under this consumer's name, and
@@ -66,7 +77,31 @@ class StreamConsumer:
         number (a round trip per shard made a sweep of 64 shards take ~0.5 s under load): take
         what a dead consumer left and what is new, hand it all to the handler at once, then
         acknowledge it."""
-        taken = await self._take(streams)
+        handled = await self._handle(await self._take(streams))
+        if time.monotonic() - self._trimmed_at > self.trim_every_s:
+            await self._trim(streams)
+        return handled
+
+    async def wait(self) -> int:
+        """What an idle consumer does instead of sweeping: wait for new entries and handle them
+        (on a Redis Cluster, just wait); returns how many were handled."""
+        if isinstance(self.redis, RedisCluster):
+            await asyncio.sleep(self.idle_poll_s)
+            return 0
+        read = await self.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            dict.fromkeys(self.streams, ">"),
+            count=max(1, self.batch // len(self.streams)),
+            block=max(1, int(self.idle_wait_s * 1000)),
+        )
+        taken: dict[str, list[Entry]] = {}
+        for stream, items in cast(list[tuple[bytes, list[Entry]]], read or []):
+            taken[_text(stream)] = [(entry_id, fields) for entry_id, fields in items if fields]
+        return await self._handle(taken)
+
+    async def _handle(self, taken: dict[str, list[Entry]]) -> int:
+        """Hand what was taken to the handler at once, then acknowledge it."""
         entries = [entry for items in taken.values() for entry in items]
         if entries:
             await self.handler(entries)
@@ -75,8 +110,6 @@ class StreamConsumer:
                 if items:
                     pipe.xack(stream, self.group, *[entry_id for entry_id, _ in items])
             await pipe.execute()
-        if time.monotonic() - self._trimmed_at > self.trim_every_s:
-            await self._trim(streams)
         return len(entries)
 
     async def _take(self, streams: list[str]) -> dict[str, list[Entry]]:
@@ -131,12 +164,12 @@ class StreamConsumer:
                     trims.xdel(stream, floor)
         await trims.execute()
 
-    async def run_forever(self, idle_sleep_s: float = 0.05) -> None:
+    async def run_forever(self) -> None:
         await self.ensure_groups()
         while True:
             try:
                 if await self.run_once() == 0:
-                    await asyncio.sleep(idle_sleep_s)
+                    await self.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -3,12 +3,14 @@ idempotent when an entry is delivered twice, and taking over from a consumer tha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import RedisCluster
 from tracking.alert_sink import ALERT_GROUP, handle_alerts
 from tracking.persister import PERSISTER_GROUP, Persister
 from tracking.streams import StreamConsumer
@@ -164,3 +166,36 @@ async def test_tracking_alerts_reach_the_officers_in_scope_and_nobody_else(
     assert mine[0]["details"]["device_id"] == device.device_id
     other = await client.get("/alerts", params={"kind": "strap_tamper"}, headers=await login_as("sup_d2"))
     assert world.cases["cc_o1"] not in [a["case_id"] for a in other.json()["items"]]
+
+
+async def test_an_idle_alert_sink_takes_an_alert_the_moment_it_arrives_on_one_redis(
+    rig: Rig, world: World, tracking_pool: asyncpg.Pool, owner: asyncpg.Connection
+) -> None:
+    """On one Redis an idle sink waits inside a blocking read over every shard and is woken by
+    the alert itself: its wait here is a minute, and the alert is handled long before. On a
+    Redis Cluster (which refuses a read over several slots) it waits idle_poll_s and sweeps."""
+    device = await monitored(rig, world)
+    sink = StreamConsumer(
+        rig.redis,
+        [s.alerts for s in rig.keyspace.all_shards()],
+        ALERT_GROUP,
+        lambda entries: handle_alerts(tracking_pool, entries),
+        idle_wait_s=60.0,
+        idle_poll_s=0.01,
+    )
+    await sink.ensure_groups()
+    assert await sink.run_once() == 0
+    if isinstance(rig.redis, RedisCluster):
+        assert await sink.wait() == 0
+        await rig.upload(device, device.ping(now_ms() - 1000, strap_state="cut"))
+        assert await sink.run_once() == 1
+    else:
+        waiting = asyncio.create_task(sink.wait())
+        # Until Redis shows the sink blocked in its read (its state, not this process's).
+        async with asyncio.timeout(30):
+            while not any(c["cmd"] == "xreadgroup" for c in await rig.redis.client_list()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await rig.upload(device, device.ping(now_ms() - 1000, strap_state="cut"))
+        assert await asyncio.wait_for(waiting, timeout=30) == 1
+    kinds = await owner.fetch("SELECT kind FROM alerts WHERE details ->> 'device_id' = $1", device.device_id)
+    assert [r["kind"] for r in kinds] == ["strap_tamper"]

@@ -13,7 +13,7 @@ until it catches up, then subscribes. A ticker does what no single stream should
 times: once a second it reads anyway (a lost notification delays an event, never drops it)
 and checks the listening connection (a lost one is made anew, and every subscription falls
 back to reading for itself); each subscription gets a keep-alive tick every `keep_alive_s`,
-spread over the period so that the sessions are not all checked in the same second.
+spread over the period in tenths of a second so that few sessions are checked at once.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from casemgr.auth.principal import Principal, Role
 log = structlog.get_logger(__name__)
 CHANNEL = "alert_changes"
 _BATCH = 1000
+_TICK_S = 0.1
+_TICKS_PER_SECOND = 10
 _encode = msgspec.json.Encoder().encode
 # Where a subscription's frames go: called in the feed's turn, it must not wait.
 Push = Callable[[list[bytes]], None]
@@ -230,17 +232,21 @@ class AlertFeed:
                 subscription.offer(items, superseded)
 
     async def _tick(self) -> None:
-        """Once a second: listen (again), read (a notification may have been lost), and give
-        a keep-alive tick to the subscriptions whose turn it is."""
-        second = 0
+        """Once a second: listen (again) and read (a notification may have been lost). Every
+        tenth of a second: a keep-alive tick to the subscriptions whose turn it is. So fine a
+        spread because each tick wakes a stream to check its session: with 10,000 streams,
+        667 checks at once every second put an alert's p99 at 49 ms, 67 every tenth at 18-24
+        (bench/alert_stream.py)."""
+        step = 0
         while True:
-            await asyncio.sleep(1.0)
-            second += 1
-            await self.ensure_listening()
-            self._notified()
-            period = max(1, round(self.keep_alive_s))
+            await asyncio.sleep(_TICK_S)
+            step += 1
+            if step % _TICKS_PER_SECOND == 0:
+                await self.ensure_listening()
+                self._notified()
+            period = max(1, round(self.keep_alive_s / _TICK_S))
             for subscription in self._subscriptions:
-                if subscription.phase % period == second % period:
+                if subscription.phase % period == step % period:
                     subscription.tick_due = True
                     subscription.wake()
 
