@@ -5,6 +5,11 @@ uploads of that phase. It is how the cost of a million subjects was traced to th
 garbage collections, and what is left of it to Redis.
 
     .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 7 minutes
+    .venv/bin/python bench/cpu_per_upload.py --perf /tmp/perf    # and Redis's profile per phase
+
+With --perf DIR (Linux perf, as root) it also samples Redis's call stacks during each phase into
+DIR/redis-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then says which of
+Redis's own functions take the time, with few subjects and with many.
 
 Every subject reports once before the phases (as in bench/tracking_ingest.py). Needs wrk and
 the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on this machine,
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +90,9 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--perf", type=Path, help="a directory for Redis's profile of each phase (Linux perf)"
+    )
     args = parser.parse_args()
     env = {
         **os.environ,
@@ -115,7 +125,20 @@ def main() -> int:
             print(f"{fleet.subjects:,} subjects ready", flush=True)
         for round_no in range(args.rounds):
             for fleet, server in zip(fleets, servers, strict=True):
+                profiler = None
+                if args.perf:
+                    args.perf.mkdir(parents=True, exist_ok=True)
+                    redis_pid = client.info("server")["process_id"]
+                    out = args.perf / f"redis-{fleet.subjects}s-round{round_no + 1}.data"
+                    profiler = subprocess.Popen(
+                        ["perf", "record", "-F", "499", "-g", "-p", str(redis_pid), "-o", str(out)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 figures = phase(fleet.port, fleet.subjects, server.pid, args.seconds, client)
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(timeout=60)
                 rows[fleet.subjects].append(figures)
                 print(f"round {round_no + 1}, {fleet.subjects:,} subjects: {figures}", flush=True)
     finally:

@@ -39,7 +39,7 @@ from casemgr.ratelimit import NO_LIMIT, Limit, RateLimiter
 from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
 from tracking.geometry import METRES_PER_DEGREE
-from tracking.keys import KeySpace
+from tracking.keys import PINGS_KEY_INDEX, KeySpace
 from tracking.publishing import config_fields
 from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
@@ -185,7 +185,7 @@ class Ingest:
             if self.max_backlog:
                 if time.monotonic() - self._backlog_read_at >= self.backlog_refresh_s:
                     await self._read_backlog()
-                if entry.keys[3] in self._full_streams:  # this device's shard's ping stream
+                if entry.keys[PINGS_KEY_INDEX] in self._full_streams:
                     raise ServiceUnavailable(
                         "the ping queue is over its bound: keep the pings and send them again shortly",
                         reason="backlog_full",

@@ -205,6 +205,26 @@ async def test_duplicates_are_dropped_by_sequence_number_and_counted(rig: Rig) -
     assert sorted(fix[0] for _, fixes in queued for fix in fixes) == [1, 2, 3, 4, 5, 6]
 
 
+async def test_the_duplicate_window_holds_the_latest_1024_sequence_numbers_across_gaps(rig: Rig) -> None:
+    """The window is a ring of 1,024 bits: a gap clears the bits it skips, so a number that
+    reuses the bit of one seen 1,024 earlier is new; anything older than the window is new to
+    the ingest (the persister's unique key drops a real repeat)."""
+    device = await rig.device()
+    t0 = now_ms() - 600_000
+
+    async def send(*seqs: int) -> tuple[int, int]:
+        reply = await rig.upload(device, [device.ping(t0 + s, *at(0), seq=s) for s in seqs])
+        return reply.accepted, reply.duplicate
+
+    assert await send(10, 1000) == (2, 0)
+    assert await send(1040) == (1, 0)  # skips 1001-1039, whose bits 1034 shares with 10
+    assert await send(1034, 1034) == (1, 1)
+    assert await send(1000, 1040) == (0, 2)  # inside the window
+    assert await send(10) == (1, 0)  # older than the window
+    assert await send(5000, 5000, 4999) == (2, 1)  # a jump past the window starts it afresh
+    assert await send(4999, 1040) == (1, 1)  # 4999 seen; 1040 older than the window
+
+
 async def test_a_late_fix_goes_to_history_but_never_changes_the_state_a_newer_fix_set(rig: Rig) -> None:
     device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
     t0 = now_ms() - 600_000
