@@ -110,15 +110,11 @@ async def publish(redis: Redis, keyspace: KeySpace, subjects: int, zones: int) -
         pipe = redis.pipeline(transaction=False)
         for n in range(first, min(first + 2000, subjects)):
             config = subject(n, zones, 1, now_ms)
-            keys = keyspace.device(config.device_id)
+            keys = keyspace.device(config.device_id).for_publish()
             pipe.evalsha(
                 sha,
-                5,
-                keys.config,
-                keys.state,
-                keys.seen,
-                keys.shard.deadlines,
-                keys.blob,
+                len(keys),
+                *keys,
                 1,
                 msgspec.msgpack.encode(config_fields(config)),
                 msgspec.msgpack.encode(

@@ -72,6 +72,10 @@ class DeviceKeys:
             self.blob,
         ]
 
+    def for_publish(self) -> list[str]:
+        """KEYS of scripts/publish.lua."""
+        return [self.config, self.state, self.shard.deadlines, self.blob]
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:

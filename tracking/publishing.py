@@ -62,7 +62,7 @@ async def publish_device(scripts: Scripts, keyspace: KeySpace, config: DeviceCon
     keys = keyspace.device(config.device_id)
     deadlines = schedule_deadlines(config, now_ms) if config.order_id is not None else []
     applied = await scripts.publish(
-        keys=[keys.config, keys.state, keys.shard.deadlines, keys.blob],
+        keys=keys.for_publish(),
         args=[
             config.version,
             msgspec.msgpack.encode(config_fields(config)),
@@ -75,7 +75,5 @@ async def publish_device(scripts: Scripts, keyspace: KeySpace, config: DeviceCon
 
 async def remove_device(scripts: Scripts, keyspace: KeySpace, device_id: str, version: int) -> bool:
     keys = keyspace.device(device_id)
-    applied = await scripts.publish(
-        keys=[keys.config, keys.state, keys.shard.deadlines, keys.blob], args=[version, "", "", ""]
-    )
+    applied = await scripts.publish(keys=keys.for_publish(), args=[version, "", "", ""])
     return bool(applied)
