@@ -125,7 +125,7 @@ async def persister_lag_ms(redis: Redis, keyspace: KeySpace) -> float:
 
 
 async def memory_per_subject(redis: Redis, keyspace: KeySpace, subjects: int, port: int) -> dict[str, float]:
-    """MEMORY USAGE of a sample of subjects' own keys (configuration, state).
+    """MEMORY USAGE of a sample of subjects' own keys (configuration, state, duplicate bitmap).
     Each sampled subject first uploads a ping through the service, so that its state exists, as
     every subject's does in a fleet that reports (in a short run most of a million have not)."""
     sample = random.Random(1).sample(range(subjects), min(500, subjects))
@@ -134,7 +134,7 @@ async def memory_per_subject(redis: Redis, keyspace: KeySpace, subjects: int, po
     for n in sample:
         keys = keyspace.device(f"B{n:07d}")
         config += (await redis.memory_usage(keys.config) or 0) + (await redis.memory_usage(keys.blob) or 0)
-        state += await redis.memory_usage(keys.state) or 0
+        state += (await redis.memory_usage(keys.state) or 0) + (await redis.memory_usage(keys.seen) or 0)
     return {"config_bytes": config / len(sample), "state_bytes": state / len(sample)}
 
 

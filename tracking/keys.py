@@ -17,7 +17,7 @@ from dataclasses import dataclass
 DEFAULT_SHARDS = 64
 DEFAULT_NAMESPACE = "trk"
 # Where the shard's ping stream is in DeviceKeys.all(), for a caller holding only that list.
-PINGS_KEY_INDEX = 2
+PINGS_KEY_INDEX = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,10 @@ class DeviceKeys:
         return f"{self.shard.tag}:st:{self.device_id}"
 
     @property
+    def seen(self) -> str:
+        return f"{self.shard.tag}:seen:{self.device_id}"
+
+    @property
     def blob(self) -> str:
         """The whole configuration for the ingest workers, apart from the small hash the
         scripts read (which stays in Redis's compact encoding that way)."""
@@ -66,6 +70,7 @@ class DeviceKeys:
         return [
             self.config,
             self.state,
+            self.seen,
             self.shard.pings,
             self.shard.alerts,
             self.shard.deadlines,
@@ -74,7 +79,7 @@ class DeviceKeys:
 
     def for_publish(self) -> list[str]:
         """KEYS of scripts/publish.lua."""
-        return [self.config, self.state, self.shard.deadlines, self.blob]
+        return [self.config, self.state, self.seen, self.shard.deadlines, self.blob]
 
 
 @dataclass(frozen=True, slots=True)

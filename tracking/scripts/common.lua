@@ -1,15 +1,15 @@
--- Shared by every device script. KEYS: 1 config, 2 state, 3 ping stream, 4 alert stream,
--- 5 deadlines, 6 the whole configuration (for the workers): all under the shard's hash tag,
--- so one slot.
+-- Shared by every device script. KEYS: 1 config, 2 state, 3 seen-bitmap, 4 ping stream,
+-- 5 alert stream, 6 deadlines, 7 the whole configuration (for the workers): all under the
+-- shard's hash tag, so one slot.
 --
 -- State fields: cv (the configuration's version, set by publish.lua), hseq (highest sequence
 -- number seen), lt (fix time of the latest fix the state machine applied), vt/vlon/vlat/vseq
 -- (the latest valid applied fix), lv (time of the latest valid fix), rx (server time of the
--- latest upload), seen (the duplicate window below hseq, see ingest.lua), rlw/rlc (the minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
+-- latest upload), rlw/rlc (the minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
 -- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
 -- c:<kind>:<zone> (an open condition: the id of the alert that opened it).
-local cfg_key, st_key, pings_key, alerts_key, due_key, blob_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)

@@ -11,7 +11,7 @@
 -- configuration); a subject without state yet is checked against the configuration itself.
 local version = st.cv or redis.call('HGET', cfg_key, 'ver')
 if not version then return {'unknown'} end
-if version ~= ARGV[1] then return {'stale', redis.call('GET', blob_key)} end
+if version ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
 use_config(cmsgpack.unpack(ARGV[3]))
 if not order_active() then return {'no_order'} end
 -- A device's uploads per minute, counted in its state: no key or round trip of its own.
@@ -24,29 +24,8 @@ if per_minute > 0 then
 end
 
 -- Duplicates are found by bitmap among the latest WINDOW sequence numbers (a batch holds at
--- most 1,000 pings): 128 bytes in the state (st.seen), not a key of its own, since every key an
--- upload reads costs cache misses once Redis holds a million subjects. The bytes are unpacked
--- into a table only when a fix needs them and packed once at the end.
-local WINDOW, WINDOW_BYTES = 1024, 128
-local window
-local function fresh_window()
-  window = {}
-  for i = 1, WINDOW_BYTES do window[i] = 0 end
-end
--- Marks a sequence number seen (or, with clear, not seen); returns whether it was seen before.
-local function mark(seq, clear)
-  if not window then
-    -- A state without its window (written before it lived here) starts an empty one: a repeat
-    -- of an older fix goes to history once more, where the persister's unique key drops it.
-    if st.seen and #st.seen == WINDOW_BYTES then window = {string.byte(st.seen, 1, WINDOW_BYTES)}
-    else fresh_window() end
-  end
-  local slot = seq % WINDOW
-  local i, bit_mask = math.floor(slot / 8) + 1, 2 ^ (slot % 8)
-  local before = bit.band(window[i], bit_mask) ~= 0
-  if clear then window[i] = bit.band(window[i], bit.bnot(bit_mask)) else window[i] = bit.bor(window[i], bit_mask) end
-  return before
-end
+-- most 1,000 pings): 128 bytes per subject.
+local WINDOW = 1024
 local N, T = tonumber(cfg.N), tonumber(cfg.T)
 local low, critical = tonumber(cfg.lowb), tonumber(cfg.critb)
 local unavailable_after = tonumber(cfg.locT)
@@ -139,19 +118,21 @@ local previous = ''
 if crossings and st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat .. ' ' .. (st.vseq or '') end
 
 local accepted, duplicates, applied = {}, 0, {}
+local seen_reset = false
 for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
   local seq = fix[1]
   local fresh
   if seq > hseq then
     if hseq < 0 or seq - hseq >= WINDOW then
-      fresh_window()
+      redis.call('DEL', seen_key)
+      seen_reset = true
     else
-      for s = hseq + 1, seq - 1 do mark(s, true) end
+      for s = hseq + 1, seq - 1 do redis.call('SETBIT', seen_key, s % WINDOW, 0) end
     end
-    mark(seq)
+    redis.call('SETBIT', seen_key, seq % WINDOW, 1)
     hseq, fresh = seq, true
   elseif seq > hseq - WINDOW then
-    fresh = not mark(seq)
+    fresh = redis.call('SETBIT', seen_key, seq % WINDOW, 1) == 0
   else
     fresh = true -- older than the window: the persister's unique key drops a repeat
   end
@@ -205,13 +186,13 @@ put('rx', now_ms)
 clear('c:no_signal:', '', now_ms)
 redis.call('ZADD', due_key, now_ms + tonumber(cfg.ivl) * 1000 + tonumber(cfg.sigbuf) * 1000, 'ns|' .. cfg.dev)
 put('hseq', hseq)
-if window then put('seen', string.char(unpack(window))) end
 put('lt', latest)
 save_zones()
 save_state()
 -- State outlives its order by a week at most, unless a renewal is published.
 local expire_at = tonumber(cfg.ends) + 7 * 86400000
 if fresh_state then redis.call('PEXPIREAT', st_key, expire_at) end
+if seen_reset then redis.call('PEXPIREAT', seen_key, expire_at) end
 if #accepted > 0 then
   redis.call('XADD', pings_key, '*', 'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '',
              'rx', tostring(now_ms), 'd', cmsgpack.pack(accepted))

@@ -1,5 +1,5 @@
--- casemgr publishes a device's configuration. KEYS: 1 config, 2 state, 3 deadlines, 4 the
--- whole configuration (msgpack, ARGV[4]).
+-- casemgr publishes a device's configuration. KEYS: 1 config, 2 state, 3 seen, 4 deadlines,
+-- 5 the whole configuration (msgpack, ARGV[4]).
 -- ARGV: 1 version (from one database sequence), 2 fields (msgpack map) or '' to remove the
 -- device, 3 schedule deadlines (msgpack list of [member, ms]), 4 the whole configuration
 -- (msgpack, for the ingest workers; Lua's msgpack cannot read its binary fields, so it rides apart). An older version than the one
@@ -11,7 +11,7 @@ local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 if ARGV[2] == '' then
   -- Deregistered: keep only the version, so an older publish cannot bring it back.
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'gone', '1')
   return 1
 end
@@ -19,10 +19,10 @@ local fields = cmsgpack.unpack(ARGV[2])
 local previous_order = redis.call('HGET', KEYS[1], 'order') or ''
 if previous_order ~= (fields.order or '') then
   -- Another order (or none): its subject's state starts afresh.
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], ARGV[4])
 local flat = {'ver', ARGV[1], 'pub', now_ms}
 for name, value in pairs(fields) do flat[#flat + 1] = name; flat[#flat + 1] = tostring(value) end
 redis.call('HSET', KEYS[1], unpack(flat))
@@ -35,11 +35,12 @@ if fields.order and fields.order ~= '' then
   state.cv = ARGV[1]
   redis.call('SET', KEYS[2], cmsgpack.pack(state))
   redis.call('PEXPIREAT', KEYS[2], expire_at)
+  redis.call('PEXPIREAT', KEYS[3], expire_at)
   local last = tonumber(state.rx or now_ms)
-  redis.call('ZADD', KEYS[3], last + tonumber(fields.ivl) * 1000 + tonumber(fields.sigbuf) * 1000,
+  redis.call('ZADD', KEYS[4], last + tonumber(fields.ivl) * 1000 + tonumber(fields.sigbuf) * 1000,
              'ns|' .. fields.dev)
   for _, deadline in ipairs(cmsgpack.unpack(ARGV[3])) do
-    redis.call('ZADD', KEYS[3], deadline[2], deadline[1])
+    redis.call('ZADD', KEYS[4], deadline[2], deadline[1])
   end
 end
 return 1

@@ -1,0 +1,178 @@
+"""Benchmark: the ingest script's own cost per call in Redis, with nothing else on the machine's
+cores competing: a private Redis on a free port, --subjects subjects of 5 zones published and
+each reporting once, then --uploads single-ping uploads of random subjects through the real
+ingest (its pipelined script channel), and Redis's `INFO commandstats` for EVALSHA. Run with
+several --subjects to see what a larger keyspace costs the same script; with --root, the
+tracking code of another checkout is measured instead (an A/B of two versions, in turn).
+
+    .venv/bin/python bench/script_cost.py                                  # 1,000 and 300,000
+    .venv/bin/python bench/script_cost.py --subjects 1000 --root /tmp/old  # another checkout
+    .venv/bin/python bench/script_cost.py --perf /tmp/perf                 # and Redis's profile
+
+With --perf DIR (Linux perf, as root) Redis's call stacks are sampled during each round's
+uploads into DIR/script-<subjects>s-round<n>.data (`perf report -i <file> --no-children`).
+
+Needs redis-server on the PATH. Results go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from harness import free_port
+from redis.asyncio import Redis
+from reporting import write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subjects", type=int, action="append", help="repeatable; default 1,000 and 300,000")
+    parser.add_argument("--uploads", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose tracking code is measured"
+    )
+    parser.add_argument(
+        "--perf", type=Path, help="a directory for Redis's profile of each round (Linux perf)"
+    )
+    return parser.parse_args()
+
+
+ARGS = parse()
+# The measured checkout's tracking package and benchmark fleet, ahead of this one's (the
+# results still go to this checkout's bench/results).
+sys.path[:0] = [str(ARGS.root), str(ARGS.root / "bench")]
+
+import fleet  # noqa: E402
+from tracking.ingest import Ingest  # noqa: E402
+from tracking.keys import KeySpace  # noqa: E402
+from tracking.script_pipe import ScriptPipe  # noqa: E402
+from tracking.scripts import Scripts  # noqa: E402
+
+
+async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -> float:
+    redis = Redis.from_url(url)
+    await redis.flushall()
+    keyspace = KeySpace(64, "cost")
+    await fleet.publish(redis, keyspace, subjects, 5)
+    pipe = ScriptPipe(url)
+    ingest = Ingest(
+        redis=redis, scripts=Scripts.register(redis), keyring=fleet.KEYRING, keyspace=keyspace, pipe=pipe
+    )
+    sequence = [0] * subjects
+
+    async def upload(n: int) -> None:
+        sequence[n] += 1
+        lon, lat = fleet.home_of(n)
+        ping = {
+            "device_id": fleet.device_id_of(n),
+            "seq": sequence[n],
+            "fix_time": datetime.now(UTC).isoformat(),
+            "longitude": lon,
+            "latitude": lat,
+            "accuracy_m": 5.0,
+            "battery_percent": 80,
+        }
+        await ingest.upload(
+            device_id=fleet.device_id_of(n),
+            authorization=f"Bearer {fleet.secret_of(n)}",
+            signature=None,
+            content_type="application/json",
+            body=msgspec.json.encode(ping),
+        )
+
+    try:
+        # Every subject reports once first: a fleet's steady state, each with its state.
+        for first in range(0, subjects, 1000):
+            await asyncio.gather(*(upload(n) for n in range(first, min(subjects, first + 1000))))
+        await redis.config_resetstat()
+        profiler = None
+        if profile is not None:
+            pid = (await redis.info("server"))["process_id"]
+            profiler = await asyncio.create_subprocess_exec(
+                *["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", str(profile)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        draw = random.Random(1)
+        for _ in range(uploads // 1000):
+            await asyncio.gather(*(upload(draw.randrange(subjects)) for _ in range(1000)))
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await asyncio.wait_for(profiler.wait(), timeout=60)
+        stats = (await redis.info("commandstats"))["cmdstat_evalsha"]
+        return float(stats["usec_per_call"])
+    finally:
+        pipe.close()
+        await redis.aclose()
+
+
+def main() -> int:
+    scales = ARGS.subjects or [1000, 300_000]
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", directory],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(0.5)
+            url = f"redis://127.0.0.1:{port}/0"
+            measured: dict[int, list[float]] = {n: [] for n in scales}
+            for round_no in range(ARGS.rounds):
+                for subjects in scales:
+                    profile = None
+                    if ARGS.perf:
+                        ARGS.perf.mkdir(parents=True, exist_ok=True)
+                        profile = ARGS.perf / f"script-{subjects}s-round{round_no + 1}.data"
+                    cost = asyncio.run(measure(url, subjects, ARGS.uploads, profile))
+                    measured[subjects].append(cost)
+                    print(f"round {round_no + 1}, {subjects:,} subjects: {cost} µs per call", flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    table = "\n".join(
+        ["| subjects | ingest script, µs per call (rounds) |", "|---|---|"]
+        + [f"| {n:,} | {' / '.join(str(c) for c in costs)} |" for n, costs in measured.items()]
+    )
+    print(table)
+    name = "script-cost-" + "-vs-".join(f"{n}s" for n in scales)
+    if ARGS.root != ROOT:
+        name += "-" + ARGS.root.name
+    write_results(
+        name,
+        {
+            "benchmark": "script_cost",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "root": str(ARGS.root),
+            "uploads": ARGS.uploads,
+            "usec_per_call": {str(n): costs for n, costs in measured.items()},
+        },
+        heading=f"The ingest script alone in a private Redis, {ARGS.uploads:,} single-ping uploads of random "
+        f"subjects per round, on {platform.node()} ({os.cpu_count()} CPUs)",
+        table=table,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
