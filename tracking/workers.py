@@ -43,7 +43,8 @@ async def run_workers(settings: Settings) -> None:
         await handle_alerts(pool, entries)
 
     # Officers wait for alerts: on a Redis Cluster, where an idle consumer sweeps rather than
-    # blocks, the sink sweeps every 10 ms (64 empty reads, well under 1 ms of Redis's time).
+    # blocks, the sink sweeps every 10 ms. A sweep of 64 empty streams measured ~10 us of
+    # Redis's time and ~0.4 ms of this process's: about 4 % of a core while idle.
     alerts = StreamConsumer(
         redis,
         [s.alerts for s in keyspace.all_shards()],
