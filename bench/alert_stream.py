@@ -46,14 +46,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import uvloop
 from redis.asyncio import Redis
-from reporting import largest_rss_mb, write_results
+from reporting import facts, largest_rss_mb, percentile, write_results
 from tracking.keys import KeySpace
 
 from casemgr.auth.principal import MfaState, Role
@@ -80,11 +79,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass(frozen=True)
@@ -527,10 +521,7 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=30)
     result = {
-        "benchmark": "alert_stream",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
+        **facts("alert_stream"),
         "connections": args.connections,
         "scopes": args.scopes,
         "workers": args.workers,

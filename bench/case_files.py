@@ -28,13 +28,12 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from reporting import write_results
+from reporting import facts, percentile, write_results
 
 from casemgr.auth.passwords import Passwords
 from casemgr.migrate import apply_migrations
@@ -55,11 +54,6 @@ def admin_url() -> str:
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def create_database(name: str) -> str:
@@ -350,10 +344,7 @@ def main() -> int:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     result = {
-        "benchmark": "case_files",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
+        **facts("case_files"),
         "python": platform.python_version(),
         "people": args.people,
         "contacts": args.contacts,

@@ -23,12 +23,11 @@ import os
 import platform
 import signal
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 from harness import free_port, start, stop, wrk
-from reporting import write_results
+from reporting import facts, write_results
 from tracking_ingest import DATA_KEY, REDIS_URL, SHARDS, Fleet
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -161,10 +160,7 @@ def main() -> int:
     write_results(
         f"cpu-per-upload-{args.subjects}s-vs-{args.scale}s",
         {
-            "benchmark": "cpu_per_upload",
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
+            **facts("cpu_per_upload"),
             "seconds": args.seconds,
             "rounds": {str(subjects): measured for subjects, measured in rows.items()},
         },

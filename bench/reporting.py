@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def facts(benchmark: str) -> dict[str, object]:
+    """What every result starts with: which benchmark, when, and on which machine."""
+    return {
+        "benchmark": benchmark,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def write_results(name: str, result: dict[str, object], heading: str = "", table: str = "") -> Path:

@@ -33,7 +33,7 @@ from pathlib import Path
 import msgspec
 from harness import free_port
 from redis.asyncio import Redis
-from reporting import write_results
+from reporting import facts, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,10 +159,7 @@ def main() -> int:
     write_results(
         name,
         {
-            "benchmark": "script_cost",
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
+            **facts("script_cost"),
             "root": str(ARGS.root),
             "uploads": ARGS.uploads,
             "usec_per_call": {str(n): costs for n, costs in measured.items()},

@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
-import platform
 import resource
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import uvloop
-from reporting import write_results
+from reporting import facts, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = b"id: 1234567\r\nevent: alert\r\ndata: " + b"x" * 360 + b"\r\n\r\n"
@@ -94,10 +91,7 @@ def main() -> int:
         sys.exit(f"the open-files limit is below {args.connections} connections")
     times = uvloop.run(measure(args.connections, args.rounds))
     result = {
-        "benchmark": "socket_writes",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
+        **facts("socket_writes"),
         "connections": args.connections,
         "frame_bytes": len(FRAME),
         "fan_out_ms": [round(t, 1) for t in times],

@@ -54,7 +54,7 @@ import postgis_peer
 from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
 from harness import create_database, free_port, start, stop, wrk
 from redis.asyncio import Redis
-from reporting import largest_rss_mb, percentile, write_results
+from reporting import facts, largest_rss_mb, percentile, write_results
 from tracking.contract import CircleShape
 from tracking.keys import KeySpace
 from tracking.persister import PERSISTER_GROUP, Persister
@@ -422,10 +422,7 @@ def measure(o: Options) -> dict[str, object]:
         "PYTHONPATH": str(ROOT),
     }
     result: dict[str, object] = {
-        "benchmark": "tracking_ingest",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
+        **facts("tracking_ingest"),
         "python": platform.python_version(),
         "subjects": o.subjects,
         "scales": o.scales,
