@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import base64
 import os
-import platform
 import random
 import re
 import resource
@@ -52,7 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import uvloop
 from redis.asyncio import Redis
-from reporting import facts, largest_rss_mb, percentile, write_results
+from reporting import facts, largest_rss_mb, machine, percentile, write_results
 from tracking.keys import KeySpace
 
 from casemgr.auth.principal import MfaState, Role
@@ -556,7 +555,7 @@ def main() -> int:
     heading = (
         f"{args.connections:,} streams {who}, {args.alerts} alerts {args.interval} s apart, "
         f"{'one worker' if args.workers == 1 else f'{args.workers} workers'}, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs), client on the same machine"
+        f"on {machine()}, client on the same machine"
     )
     write_results(name, result, heading, table)
     print(table)

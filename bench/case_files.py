@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from reporting import facts, percentile, write_results
+from reporting import facts, machine, percentile, write_results
 
 from casemgr.auth.passwords import Passwords
 from casemgr.migrate import apply_migrations
@@ -381,7 +381,7 @@ def main() -> int:
     heading = (
         f"{args.people:,} people, {args.contacts:,} contacts, {args.concurrency} officers, "
         f"{args.workers} workers, {args.think_ms:.0f} ms mean think time, {args.seconds:.0f} s, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs)"
+        f"on {machine()}"
     )
     write_results(
         f"case-files-{args.people}p-w{args.workers}-think{args.think_ms:.0f}", result, heading, table

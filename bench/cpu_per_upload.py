@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import subprocess
 from pathlib import Path
 
 import redis
 from harness import free_port, start, stop, wrk
-from reporting import facts, write_results
-from tracking_ingest import DATA_KEY, REDIS_URL, SHARDS, Fleet
+from reporting import facts, machine, write_results
+from tracking_ingest import REDIS_URL, Fleet, server_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -93,18 +92,8 @@ def main() -> int:
         "--perf", type=Path, help="a directory for Redis's profile of each phase (Linux perf)"
     )
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        # The ingest reads no table; its settings still need a database named.
-        "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        "REDIS_URL": REDIS_URL,
-        "CASEMGR_ENV": "development",
-        "CASEMGR_LOG_LEVEL": "WARNING",
-        "CASEMGR_DATA_KEYS": f"bench:{DATA_KEY}",
-        "CASEMGR_TRACKING_SHARDS": str(SHARDS),
-        "CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE": "100000000",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
+    # The ingest reads no table; its settings still need a database named.
+    env = server_env(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     fleets = [Fleet(args.subjects), Fleet(args.scale)]
     servers = []
     client = redis.Redis.from_url(REDIS_URL)
@@ -165,7 +154,7 @@ def main() -> int:
             "rounds": {str(subjects): measured for subjects, measured in rows.items()},
         },
         heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, on "
-        f"{platform.node()} ({os.cpu_count()} CPUs); every subject reported once before",
+        f"{machine()}; every subject reported once before",
         table=table,
     )
     return 0

@@ -23,6 +23,11 @@ def facts(benchmark: str) -> dict[str, object]:
     }
 
 
+def machine() -> str:
+    """This machine as the results' headings name it."""
+    return f"{platform.node()} ({os.cpu_count()} CPUs)"
+
+
 def write_results(name: str, result: dict[str, object], heading: str = "", table: str = "") -> Path:
     """Returns the path of the JSON file; the Markdown file is written beside it when there is a table."""
     out = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{platform.node()}-{name}"

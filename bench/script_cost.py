@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import signal
 import subprocess
@@ -33,7 +31,7 @@ from pathlib import Path
 import msgspec
 from harness import free_port
 from redis.asyncio import Redis
-from reporting import facts, write_results
+from reporting import facts, machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +163,7 @@ def main() -> int:
             "usec_per_call": {str(n): costs for n, costs in measured.items()},
         },
         heading=f"The ingest script alone in a private Redis, {ARGS.uploads:,} single-ping uploads of random "
-        f"subjects per round, on {platform.node()} ({os.cpu_count()} CPUs)",
+        f"subjects per round, on {machine()}",
         table=table,
     )
     return 0

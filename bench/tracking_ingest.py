@@ -54,7 +54,7 @@ import postgis_peer
 from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
 from harness import create_database, free_port, start, stop, wrk
 from redis.asyncio import Redis
-from reporting import facts, largest_rss_mb, percentile, write_results
+from reporting import facts, largest_rss_mb, machine, percentile, write_results
 from tracking.contract import CircleShape
 from tracking.keys import KeySpace
 from tracking.persister import PERSISTER_GROUP, Persister
@@ -404,14 +404,11 @@ class Options:
     cold: bool = False
 
 
-def measure(o: Options) -> dict[str, object]:
-    """Every figure of the module docstring, in one run; returns them (bench/run adds its own)."""
-    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    fleets = [Fleet(o.subjects)] + [Fleet(n) for n in o.scales]
-    main_fleet = fleets[0]
-    base_env = {
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment every server of these benchmarks runs in (the ingest, the limit, the peer)."""
+    return {
         **os.environ,
-        "DATABASE_URL": admin_url,
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "CASEMGR_ENV": "development",
         "CASEMGR_LOG_LEVEL": "WARNING",
@@ -421,6 +418,14 @@ def measure(o: Options) -> dict[str, object]:
         "CASEMGR_TRACKING_DEVICE_UPLOADS_PER_MINUTE": "100000000",
         "PYTHONPATH": str(ROOT),
     }
+
+
+def measure(o: Options) -> dict[str, object]:
+    """Every figure of the module docstring, in one run; returns them (bench/run adds its own)."""
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    fleets = [Fleet(o.subjects)] + [Fleet(n) for n in o.scales]
+    main_fleet = fleets[0]
+    base_env = server_env(admin_url)
     result: dict[str, object] = {
         **facts("tracking_ingest"),
         "python": platform.python_version(),
@@ -724,7 +729,7 @@ def main() -> int:
     heading = (
         f"{o.subjects:,} subjects{''.join(f', {n:,}' for n in o.scales)} of {o.zones} zones, "
         f"{o.workers} workers, {o.rounds} rounds of {o.seconds:.0f} s per phase, "
-        f"on {platform.node()} ({os.cpu_count()} CPUs), wrk ({os.cpu_count()} threads, {o.connections} "
+        f"on {machine()}, wrk ({os.cpu_count()} threads, {o.connections} "
         f"connections) on the same machine"
     )
     write_results(f"tracking-ingest-{o.subjects}s{scale}-w{o.workers}", result, heading, table)
