@@ -11,7 +11,7 @@ With --perf DIR (Linux perf, as root) it also samples Redis's call stacks during
 DIR/redis-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then says which of
 Redis's own functions take the time, with few subjects and with many.
 
-Every subject reports once before the phases (as in bench/tracking_ingest.py). Needs wrk and
+Every subject settles before the phases (harness.settle, as in bench/tracking_ingest.py). Needs wrk and
 the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on this machine,
 traffic stays on 127.0.0.1. Results go to bench/results/.
 """
@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 
 import redis
-from harness import free_port, start, stop, wrk
+from harness import SETTLING_UPLOADS, free_port, settle, start, stop, wrk
 from reporting import facts, machine, write_results
 from tracking_ingest import REDIS_URL, Fleet, server_env
 
@@ -108,7 +108,7 @@ def main() -> int:
                 "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, fleet.subjects)),
             }
             servers.append(start("tracking.asgi:build", fleet.port, 2, fleet_env, ready_path="/health/ready"))
-            wrk(fleet.port, fleet.subjects, 1, 900, 64, sweep=True)  # every subject reports once
+            settle(fleet.port, fleet.subjects, 64, REDIS_URL, fleet.keyspace)
             wrk(fleet.port, fleet.subjects, 1, 3, 64)  # connections and code paths warm
             print(f"{fleet.subjects:,} subjects ready", flush=True)
         for round_no in range(args.rounds):
@@ -154,7 +154,7 @@ def main() -> int:
             "rounds": {str(subjects): measured for subjects, measured in rows.items()},
         },
         heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, on "
-        f"{machine()}; every subject reported once before",
+        f"{machine()}; every subject settled first ({SETTLING_UPLOADS} uploads each)",
         table=table,
     )
     return 0

@@ -16,7 +16,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import redis
 from fleet import SECRET_SALT
+from tracking.contract import Thresholds
+from tracking.keys import KeySpace
+
+# How many uploads a subject's zones need before their states are confirmed (the fleet's
+# thresholds are the defaults): until then an upload moves every zone's state machine on.
+SETTLING_UPLOADS = Thresholds().confirm_fixes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,6 +142,30 @@ def wrk(
         "latency_p50_ms": _wrk_latency_ms(output, "50%"),
         "latency_p99_ms": _wrk_latency_ms(output, "99%"),
     }
+
+
+def settle(port: int, subjects: int, connections: int, redis_url: str, keyspace: KeySpace) -> int:
+    """Every subject of the fleet reports, one device after another, as many times as its zones
+    need to confirm their states (SETTLING_UPLOADS): a fleet in its steady state, where an upload
+    mostly confirms what the state already says. Once each is not enough: a million subjects
+    measured after one sweep spent the rounds on every zone's second fix, the one that confirms
+    it, while a thousand were long settled by their warm-up. After each sweep its pings are taken
+    off the ping streams, as a persister that has caught up leaves them: two sweeps of a million
+    would otherwise hold the streams over the ingest's backlog bound (503). Returns the uploads."""
+    uploads = 0
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for _ in range(SETTLING_UPLOADS):
+            swept = wrk(port, subjects, 1, 900, connections, sweep=True)
+            if swept["non_2xx"]:
+                raise RuntimeError(f"{swept['non_2xx']} settling uploads were refused")
+            uploads += int(swept["requests"])
+            for shard in keyspace.all_shards():
+                # Exactly: an approximate trim takes at most 10,000 entries a call.
+                client.xtrim(shard.pings, maxlen=0, approximate=False)
+    finally:
+        client.close()
+    return uploads
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-from harness import free_port
+from harness import SETTLING_UPLOADS, free_port
 from redis.asyncio import Redis
 from reporting import facts, machine, write_results
 
@@ -96,9 +96,10 @@ async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -
         )
 
     try:
-        # Every subject reports once first: a fleet's steady state, each with its state.
-        for first in range(0, subjects, 1000):
-            await asyncio.gather(*(upload(n) for n in range(first, min(subjects, first + 1000))))
+        # Every subject settles first (harness.settle): a fleet's steady state, its zones confirmed.
+        for _ in range(SETTLING_UPLOADS):
+            for first in range(0, subjects, 1000):
+                await asyncio.gather(*(upload(n) for n in range(first, min(subjects, first + 1000))))
         await redis.config_resetstat()
         profiler = None
         if profile is not None:

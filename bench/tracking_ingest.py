@@ -52,7 +52,7 @@ import asyncpg
 import msgspec
 import postgis_peer
 from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
-from harness import create_database, free_port, start, stop, wrk
+from harness import SETTLING_UPLOADS, create_database, free_port, settle, start, stop, wrk
 from redis.asyncio import Redis
 from reporting import facts, largest_rss_mb, machine, percentile, write_results
 from tracking.contract import CircleShape
@@ -399,8 +399,9 @@ class Options:
     device_cache: int | None = None
     persist: bool = True
     peer: bool = False
-    # Before the rounds, every subject reports once (its state exists, as in a fleet that has
-    # been running); cold: the rounds' uploads are then mostly each subject's first.
+    # Before the rounds, every subject settles (harness.settle: its state exists and its zones
+    # are confirmed, as in a fleet that has been running); cold: the rounds' uploads are then
+    # mostly each subject's first.
     cold: bool = False
 
 
@@ -488,11 +489,11 @@ def measure(o: Options) -> dict[str, object]:
         if not o.cold:
             for fleet in fleets:
                 started = time.perf_counter()
-                swept = wrk(fleet.port, fleet.subjects, 1, 900, o.connections, sweep=True)
+                uploads = settle(fleet.port, fleet.subjects, o.connections, REDIS_URL, fleet.keyspace)
                 fleet.warm_s = round(time.perf_counter() - started, 1)
                 print(
-                    f"every one of {fleet.subjects:,} subjects reported once in {fleet.warm_s} s "
-                    f"({swept['requests']:,} uploads, {swept['non_2xx']} refused)",
+                    f"every one of {fleet.subjects:,} subjects reported {SETTLING_UPLOADS} times "
+                    f"in {fleet.warm_s} s ({uploads:,} uploads)",
                     flush=True,
                 )
         limit: list[dict[str, float]] = []
@@ -700,7 +701,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="skip the sweep that has every subject report once before the rounds",
+        help="skip the sweeps that settle every subject before the rounds (harness.settle)",
     )
     args = parser.parse_args(argv)
     return Options(

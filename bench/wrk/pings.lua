@@ -5,7 +5,8 @@
 -- metres per fix, now and then out of the home zone and into the zones around it.
 --   wrk -t2 -c64 -d20s -s pings.lua http://127.0.0.1:8100 -- <subjects> <batch> <base> <first> <salt>
 -- With "sweep <threads> <marks directory>" after them, the threads instead walk the fleet in order, one upload per
--- device, and stop when every device has reported once (a fleet in its steady state).
+-- device, and stop when every device has reported once (bench/harness.py settle: as many sweeps
+-- as the zones need to confirm their states, a fleet in its steady state).
 --
 -- The fleet is the formula of bench/tracking_ingest.py (device_id_of, secret_of, home_of), so
 -- the script holds only what the run changes (sequence numbers and positions, in flat arrays
