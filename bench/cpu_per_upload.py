@@ -11,9 +11,9 @@ With --perf DIR (Linux perf, as root) it also samples Redis's call stacks during
 DIR/redis-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then says which of
 Redis's own functions take the time, with few subjects and with many.
 
-Every subject settles before the phases (harness.settle, as in bench/tracking_ingest.py). Needs wrk and
-the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on this machine,
-traffic stays on 127.0.0.1. Results go to bench/results/.
+Every subject settles before the phases (harness.settle, as in bench/tracking_ingest.py).
+Needs wrk and the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on
+this machine, traffic stays on 127.0.0.1. Results go to bench/results/.
 """
 
 from __future__ import annotations
