@@ -99,7 +99,13 @@ class Fleet:
         next_at = time.monotonic()
         while not self.stopped and (self.generating or kept):
             if self.generating:
-                kept.extend(self.next_pings(device))
+                # A device fixes its position on its own clock, whatever its uploads meet: the
+                # ticks that passed while the last upload was under way add their pings too (on a
+                # slow machine the load otherwise fell short of its rate when uploads slowed).
+                due = 1 + int((time.monotonic() - next_at) / period)
+                for _ in range(due):
+                    kept.extend(self.next_pings(device))
+                next_at += (due - 1) * period
             batch = kept[:MAX_UPLOAD]
             try:
                 response = await http.post(
