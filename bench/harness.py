@@ -4,6 +4,7 @@ the fleet's ping script (bench/wrk/pings.lua)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -84,10 +85,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-_RUN = iter(range(1, 1000))
-# A run's pings per device stay far below this; each run's sequence numbers (and fix times,
-# one second per number from the base) start above the last run's, so no run repeats a ping.
-_SEQS_PER_RUN = 100_000
+_RUN = itertools.count(1)
+# Each run's sequence numbers (and fix times, one second per number from FIX_TIME_BASE_AGO_S
+# ago) start above the last run's, so no run repeats a ping. A run's pings per device stay well
+# below this (wrk() checks); the fleet's orders started 40 days ago (bench/fleet.py).
+_SEQS_PER_RUN = 20_000
+FIX_TIME_BASE_AGO_S = 35 * 86_400
 
 
 def wrk(
@@ -98,7 +101,12 @@ def wrk(
     itself would wait out its duration: each thread leaves a mark when done, and wrk is
     interrupted, which ends it as its duration would)."""
     first = next(_RUN) * _SEQS_PER_RUN
-    base = int(time.time()) - 35 * 86_400
+    base = int(time.time()) - FIX_TIME_BASE_AGO_S
+    if base + first + _SEQS_PER_RUN > time.time():
+        # The ingest would refuse this run's fixes as in the future, and a refusal is a cheap
+        # reply: the rates would be wrong, not low (a bench/run of 33 runs at 100,000 per run
+        # was, in its last phases).
+        raise RuntimeError(f"run {first // _SEQS_PER_RUN}: too many wrk runs for the fleet's fix times")
     threads = os.cpu_count() or 1  # wrk's advice: a thread per core
     with tempfile.TemporaryDirectory() as marks:
         command = [
@@ -133,6 +141,11 @@ def wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
     errors = re.search(r"Socket errors: (.*)", output)
+    if requests * batch / subjects > _SEQS_PER_RUN / 4:
+        # Devices are drawn at random: a busy one may take several times the mean.
+        raise RuntimeError(
+            f"{requests * batch / subjects:,.0f} pings per device in one run: raise _SEQS_PER_RUN"
+        )
     return {
         "requests_per_s": rate,
         "pings_per_s": rate * batch,

@@ -217,6 +217,10 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
     def verdict(ok: bool) -> str:
         return "meets" if ok else "**MISSES**"
 
+    def judged(target: str, ok: bool, *phases: dict[str, float]) -> str:
+        bad = tracking_ingest.refused(*phases)
+        return f"{target}: **INVALID**, {bad:,} replies not 2xx" if bad else f"{target}: {verdict(ok)}"
+
     peer_single = f"{peer['single']['requests_per_s']:,} req/s" if peer else "not measured"
     peer_batched = f"{peer['batched']['pings_per_s']:,} pings/s" if peer else "not measured"
     share = single["requests_per_s"] / limit["requests_per_s"]
@@ -228,7 +232,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
             peer_single,
             f"{share:.0%} of limit"
             + (f"; {single['requests_per_s'] / peer['single']['requests_per_s']:.1f}x peer" if peer else ""),
-            f"≥ 60 % of limit: {verdict(share >= 0.6)}",
+            judged("≥ 60 % of limit", share >= 0.6, single),
         )
     )
     rows.append(
@@ -249,7 +253,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
             peer_batched,
             f"{batched['pings_per_s'] / redis['xadd_per_s']:.0%} of Redis XADD"
             + (f"; {batched['pings_per_s'] / peer['batched']['pings_per_s']:.1f}x peer" if peer else ""),
-            f"≥ 100,000 pings/s: {verdict(batched['pings_per_s'] >= 100_000)}",
+            judged("≥ 100,000 pings/s", batched["pings_per_s"] >= 100_000, batched),
         )
     )
     rows.append(
@@ -309,7 +313,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
                     "",
                     "",
                     f"{ratio - 1:+.0%} vs {subjects:,} subjects",
-                    f"within 10 %: {verdict(ratio >= 0.9)}",
+                    judged("within 10 %", ratio >= 0.9, other[kind], fleet[kind]),
                 )
             )
     for size in [subjects, *ingest["scales"]]:  # type: ignore[misc]

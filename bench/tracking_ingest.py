@@ -555,6 +555,17 @@ def verdict(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
 
+def refused(*phases: dict[str, float]) -> int:
+    """Replies that were not 2xx in the phases behind a figure: a refused upload is a cheap
+    reply, so a figure with any is not a rate of ingest (the table says so instead of a verdict)."""
+    return sum(int(phase["non_2xx"]) for phase in phases)
+
+
+def judged(target: str, ok: bool, *phases: dict[str, float]) -> str:
+    bad = refused(*phases)
+    return f"{target}: INVALID, {bad:,} replies not 2xx" if bad else f"{target}: {verdict(ok)}"
+
+
 def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
     """(measure, figure, detail, limit and verdict) for every figure of a run of measure()."""
     subjects: int = result["subjects"]  # type: ignore[assignment]
@@ -569,13 +580,13 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
             f"tracking, single ping, {n}",
             f"{single['requests_per_s']:,} req/s",
             f"{share:.0%} of the limit; p50 {single['latency_p50_ms']} / p99 {single['latency_p99_ms']} ms",
-            f"≥ 60 % of the limit: {verdict(share >= 0.6)}",
+            judged("≥ 60 % of the limit", share >= 0.6, single),
         ),
         (
             f"tracking, batches of {result['batch']}, {n}",
             f"{batched['pings_per_s']:,} pings/s",
             f"p50 {batched['latency_p50_ms']} / p99 {batched['latency_p99_ms']} ms per request",
-            f"≥ 100,000 pings/s: {verdict(batched['pings_per_s'] >= 100_000)}",
+            judged("≥ 100,000 pings/s", batched["pings_per_s"] >= 100_000, batched),
         ),
     ]
     if "peer_postgis" in result:
@@ -636,7 +647,7 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
                     f"tracking, {'single ping' if kind == 'single' else 'batches'}, {m}",
                     f"{other[kind][figure]:,} {unit}",
                     f"{ratio - 1:+.0%} vs {n}",
-                    f"within 10 %: {verdict(ratio >= 0.9)}",
+                    judged("within 10 %", ratio >= 0.9, other[kind], fleet[kind]),
                 )
             )
     for size in [subjects, *scales]:
