@@ -1,7 +1,7 @@
 """Benchmark: where the machine's CPU goes per single-ping upload, with 1,000 subjects and with
---scale N beside them: the ingest workers, Redis (and its script's own time per call, from
-INFO commandstats) and the load generator, each process's CPU time over a phase divided by the
-uploads of that phase. It is how the cost of a million subjects was traced to the workers'
+--scale N beside them, and per request of the empty handler (the limit): the ingest workers,
+Redis (and its script's own time per call, from INFO commandstats) and the load generator, each
+process's CPU time over a phase divided by the uploads of that phase. It is how the cost of a million subjects was traced to the workers'
 garbage collections, and what is left of it to Redis.
 
     .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 7 minutes
@@ -25,11 +25,12 @@ import subprocess
 from pathlib import Path
 
 import redis
-from harness import SETTLING_UPLOADS, free_port, settle, start, stop, wrk
+from harness import SETTLING_UPLOADS, free_port, quiet, settle, start, stop, wrk
 from reporting import facts, machine, write_results
 from tracking_ingest import REDIS_URL, Fleet, server_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LIMIT = "empty Litestar POST"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -52,6 +53,7 @@ def workers_of(server_pid: int) -> list[int]:
 
 
 def phase(port: int, subjects: int, server_pid: int, seconds: float, client: redis.Redis) -> dict[str, float]:
+    quiet()
     client.config_resetstat()
     redis_pid = int(client.info("server")["process_id"])
     workers = workers_of(server_pid)
@@ -97,8 +99,13 @@ def main() -> int:
     fleets = [Fleet(args.subjects), Fleet(args.scale)]
     servers = []
     client = redis.Redis.from_url(REDIS_URL)
-    rows: dict[int, list[dict[str, float]]] = {fleet.subjects: [] for fleet in fleets}
+    rows: dict[str, list[dict[str, float]]] = {LIMIT: []} | {f"{fleet.subjects:,}": [] for fleet in fleets}
     try:
+        # The limit's CPU per request beside the ingest's: what an upload costs on top of HTTP.
+        limit_port = free_port()
+        limit_server = start("bench.empty_app:build", limit_port, 2, env)
+        servers.append(limit_server)
+        wrk(limit_port, args.subjects, 1, 3, 64)
         for fleet in fleets:
             fleet.publish(5)
             fleet.port = free_port()
@@ -112,7 +119,10 @@ def main() -> int:
             wrk(fleet.port, fleet.subjects, 1, 3, 64)  # connections and code paths warm
             print(f"{fleet.subjects:,} subjects ready", flush=True)
         for round_no in range(args.rounds):
-            for fleet, server in zip(fleets, servers, strict=True):
+            figures = phase(limit_port, args.subjects, limit_server.pid, args.seconds, client)
+            rows[LIMIT].append(figures)
+            print(f"round {round_no + 1}, {LIMIT}: {figures}", flush=True)
+            for fleet, server in zip(fleets, servers[1:], strict=True):
                 profiler = None
                 if args.perf:
                     args.perf.mkdir(parents=True, exist_ok=True)
@@ -127,7 +137,7 @@ def main() -> int:
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(timeout=60)
-                rows[fleet.subjects].append(figures)
+                rows[f"{fleet.subjects:,}"].append(figures)
                 print(f"round {round_no + 1}, {fleet.subjects:,} subjects: {figures}", flush=True)
     finally:
         for server in servers:
@@ -135,13 +145,13 @@ def main() -> int:
         for fleet in fleets:
             fleet.drop()
     lines = [
-        "| subjects | uploads/s | workers µs | Redis µs | script µs/call | wrk µs |",
+        "| server | uploads/s | workers µs | Redis µs | script µs/call | wrk µs |",
         "|---|---|---|---|---|---|",
     ]
-    for subjects, measured in rows.items():
+    for name, measured in rows.items():
         for figures in measured:
             lines.append(
-                f"| {subjects:,} | {figures['uploads_per_s']:,.0f} | {figures['workers_us']} | "
+                f"| {name} | {figures['uploads_per_s']:,.0f} | {figures['workers_us']} | "
                 f"{figures['redis_us']} | {figures['script_us_per_call']} | {figures['wrk_us']} |"
             )
     table = "\n".join(lines)
@@ -151,7 +161,7 @@ def main() -> int:
         {
             **facts("cpu_per_upload"),
             "seconds": args.seconds,
-            "rounds": {str(subjects): measured for subjects, measured in rows.items()},
+            "rounds": rows,
         },
         heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, on "
         f"{machine()}; every subject settled first ({SETTLING_UPLOADS} uploads each)",

@@ -157,6 +157,29 @@ def wrk(
     }
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, all) jiffies of the machine's CPUs so far, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal
+
+
+def quiet(busy_below: float = 0.1, window_s: float = 0.5, timeout_s: float = 60.0) -> float:
+    """Wait until the machine is idle (its CPUs less than `busy_below` busy over `window_s`), at
+    most `timeout_s`; returns the seconds waited. A phase right after the PostGIS peer's batches
+    started while PostgreSQL was still writing them out (and vacuuming), and measured that too."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        busy_a, all_a = _cpu_times()
+        time.sleep(window_s)
+        busy_b, all_b = _cpu_times()
+        if all_b > all_a and (busy_b - busy_a) / (all_b - all_a) < busy_below:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def settle(port: int, subjects: int, connections: int, redis_url: str, keyspace: KeySpace) -> int:
     """Every subject of the fleet reports, one device after another, as many times as its zones
     need to confirm their states (SETTLING_UPLOADS): a fleet in its steady state, where an upload

@@ -52,7 +52,7 @@ import asyncpg
 import msgspec
 import postgis_peer
 from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
-from harness import SETTLING_UPLOADS, create_database, free_port, settle, start, stop, wrk
+from harness import SETTLING_UPLOADS, create_database, free_port, quiet, settle, start, stop, wrk
 from redis.asyncio import Redis
 from reporting import facts, largest_rss_mb, machine, percentile, write_results
 from tracking.contract import CircleShape
@@ -497,12 +497,20 @@ def measure(o: Options) -> dict[str, object]:
                     flush=True,
                 )
         limit: list[dict[str, float]] = []
+        waits: list[float] = []
+
+        def phase(port: int, subjects: int, batch: int, connections: int) -> dict[str, float]:
+            """One measured phase, on an idle machine: what the phase before left running (the
+            peer's PostgreSQL writing out its batches) is not charged to this one."""
+            waits.append(quiet())
+            return wrk(port, subjects, batch, o.seconds, connections)
+
         # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on all.
         for round_no in range(o.rounds):
-            limit.append(wrk(limit_port, o.subjects, 1, o.seconds, o.connections))
+            limit.append(phase(limit_port, o.subjects, 1, o.connections))
             for load, port, subjects in targets:
-                load.single.append(wrk(port, subjects, 1, o.seconds, o.connections))
-                load.batched.append(wrk(port, subjects, o.batch, o.seconds, 8))
+                load.single.append(phase(port, subjects, 1, o.connections))
+                load.batched.append(phase(port, subjects, o.batch, 8))
             print(
                 f"round {round_no + 1}: limit {limit[-1]['requests_per_s']:,.0f} req/s; "
                 + (
@@ -518,6 +526,8 @@ def measure(o: Options) -> dict[str, object]:
                 ),
                 flush=True,
             )
+        # How long each phase waited for an idle machine, in order (most wait half a second).
+        result["quiet_waits_s"] = waits
         result["limit_empty_litestar"] = Load(single=limit).summary()
         if o.peer:
             result["peer_postgis"] = peer.summary()
