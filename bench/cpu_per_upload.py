@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 
 import redis
-from harness import SETTLING_UPLOADS, free_port, quiet, settle, start, stop, wrk
+from harness import SETTLING_UPLOADS, cpu_times, free_port, quiet, settle, start, stop, wrk
 from reporting import facts, machine, write_results
 from tracking_ingest import REDIS_URL, Fleet, server_env
 
@@ -52,7 +52,9 @@ def workers_of(server_pid: int) -> list[int]:
     return pids
 
 
-def phase(port: int, subjects: int, server_pid: int, seconds: float, client: redis.Redis) -> dict[str, float]:
+def phase(
+    port: int, subjects: int, server_pid: int, seconds: float, connections: int, client: redis.Redis
+) -> dict[str, float]:
     quiet()
     client.config_resetstat()
     redis_pid = int(client.info("server")["process_id"])
@@ -60,7 +62,9 @@ def phase(port: int, subjects: int, server_pid: int, seconds: float, client: red
     before_workers = sum(cpu_seconds(p) for p in workers)
     before_redis = cpu_seconds(redis_pid)
     before_wrk = os.times()
-    load = wrk(port, subjects, 1, seconds, 64)
+    busy_before, all_before = cpu_times()
+    load = wrk(port, subjects, 1, seconds, connections)
+    busy_after, all_after = cpu_times()
     after_wrk = os.times()
     uploads = load["requests"]
     script = client.info("commandstats").get("cmdstat_evalsha", {})
@@ -79,6 +83,8 @@ def phase(port: int, subjects: int, server_pid: int, seconds: float, client: red
             - before_wrk.children_system
         ),
         "script_us_per_call": float(script.get("usec_per_call", 0.0)),
+        # The machine's CPUs left idle (or taken by the hypervisor) during the phase.
+        "idle_share": round(1 - (busy_after - busy_before) / (all_after - all_before), 3),
     }
 
 
@@ -90,6 +96,9 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--connections", type=int, default=256, help="wrk's connections (the load's concurrency)"
+    )
     parser.add_argument(
         "--perf", type=Path, help="a directory for Redis's profile of each phase (Linux perf)"
     )
@@ -105,7 +114,7 @@ def main() -> int:
         limit_port = free_port()
         limit_server = start("bench.empty_app:build", limit_port, 2, env)
         servers.append(limit_server)
-        wrk(limit_port, args.subjects, 1, 3, 64)
+        wrk(limit_port, args.subjects, 1, 3, args.connections)
         for fleet in fleets:
             fleet.publish(5)
             fleet.port = free_port()
@@ -115,11 +124,13 @@ def main() -> int:
                 "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, fleet.subjects)),
             }
             servers.append(start("tracking.asgi:build", fleet.port, 2, fleet_env, ready_path="/health/ready"))
-            settle(fleet.port, fleet.subjects, 64, REDIS_URL, fleet.keyspace)
-            wrk(fleet.port, fleet.subjects, 1, 3, 64)  # connections and code paths warm
+            settle(fleet.port, fleet.subjects, args.connections, REDIS_URL, fleet.keyspace)
+            wrk(fleet.port, fleet.subjects, 1, 3, args.connections)  # connections and code paths warm
             print(f"{fleet.subjects:,} subjects ready", flush=True)
         for round_no in range(args.rounds):
-            figures = phase(limit_port, args.subjects, limit_server.pid, args.seconds, client)
+            figures = phase(
+                limit_port, args.subjects, limit_server.pid, args.seconds, args.connections, client
+            )
             rows[LIMIT].append(figures)
             print(f"round {round_no + 1}, {LIMIT}: {figures}", flush=True)
             for fleet, server in zip(fleets, servers[1:], strict=True):
@@ -133,7 +144,9 @@ def main() -> int:
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
-                figures = phase(fleet.port, fleet.subjects, server.pid, args.seconds, client)
+                figures = phase(
+                    fleet.port, fleet.subjects, server.pid, args.seconds, args.connections, client
+                )
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(timeout=60)
@@ -145,25 +158,27 @@ def main() -> int:
         for fleet in fleets:
             fleet.drop()
     lines = [
-        "| server | uploads/s | workers µs | Redis µs | script µs/call | wrk µs |",
-        "|---|---|---|---|---|---|",
+        "| server | uploads/s | workers µs | Redis µs | script µs/call | wrk µs | CPUs idle |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, measured in rows.items():
         for figures in measured:
             lines.append(
                 f"| {name} | {figures['uploads_per_s']:,.0f} | {figures['workers_us']} | "
-                f"{figures['redis_us']} | {figures['script_us_per_call']} | {figures['wrk_us']} |"
+                f"{figures['redis_us']} | {figures['script_us_per_call']} | {figures['wrk_us']} | {figures['idle_share']:.0%} |"
             )
     table = "\n".join(lines)
     print(table)
     write_results(
-        f"cpu-per-upload-{args.subjects}s-vs-{args.scale}s",
+        f"cpu-per-upload-{args.subjects}s-vs-{args.scale}s-c{args.connections}",
         {
             **facts("cpu_per_upload"),
             "seconds": args.seconds,
+            "connections": args.connections,
             "rounds": rows,
         },
-        heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, on "
+        heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, wrk with "
+        f"{args.connections} connections, on "
         f"{machine()}; every subject settled first ({SETTLING_UPLOADS} uploads each)",
         table=table,
     )

@@ -157,7 +157,7 @@ def wrk(
     }
 
 
-def _cpu_times() -> tuple[int, int]:
+def cpu_times() -> tuple[int, int]:
     """(busy, all) jiffies of the machine's CPUs so far, from /proc/stat."""
     user, nice, system, idle, iowait, irq, softirq, steal = map(
         int, Path("/proc/stat").read_text().split()[1:9]
@@ -172,9 +172,9 @@ def quiet(busy_below: float = 0.1, window_s: float = 0.5, timeout_s: float = 60.
     started while PostgreSQL was still writing them out (and vacuuming), and measured that too."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        busy_a, all_a = _cpu_times()
+        busy_a, all_a = cpu_times()
         time.sleep(window_s)
-        busy_b, all_b = _cpu_times()
+        busy_b, all_b = cpu_times()
         if all_b > all_a and (busy_b - busy_a) / (all_b - all_a) < busy_below:
             break
     return round(time.monotonic() - started, 1)

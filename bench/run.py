@@ -241,7 +241,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
             f"{single['latency_p50_ms']} / {single['latency_p99_ms']} ms",
             f"{limit['latency_p50_ms']} / {limit['latency_p99_ms']} ms",
             f"{peer['single']['latency_p50_ms']} / {peer['single']['latency_p99_ms']} ms" if peer else "",
-            "at full load, 64 connections",
+            f"at full load: {single['connections']} and {limit['connections']} connections, each's best",
             "",
         )
     )
