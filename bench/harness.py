@@ -168,8 +168,9 @@ def cpu_times() -> tuple[int, int]:
 
 def quiet(busy_below: float = 0.1, window_s: float = 0.5, timeout_s: float = 60.0) -> float:
     """Wait until the machine is idle (its CPUs less than `busy_below` busy over `window_s`), at
-    most `timeout_s`; returns the seconds waited. A phase right after the PostGIS peer's batches
-    started while PostgreSQL was still writing them out (and vacuuming), and measured that too."""
+    most `timeout_s`; returns the seconds waited. So that what a phase leaves running (the PostGIS
+    peer's PostgreSQL writing out its batches, a vacuum) is not charged to the next one; in the
+    runs of 2026-11-26 no phase had to wait longer than the first half-second sample."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         busy_a, all_a = cpu_times()

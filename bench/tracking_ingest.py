@@ -4,7 +4,9 @@ In one run, every server up at once and served the same way (casemgr.serving: --
 uvicorn processes, uvloop, httptools, a SO_REUSEPORT socket each), measured in --rounds
 rounds that take each server in turn, so that the drift of a shared machine falls on all:
   1. the limit: an empty Litestar POST handler (bench/empty_app.py) under single-ping requests;
-  2. the tracking service under single-ping requests: at least 60 % of the limit's rate;
+  2. the tracking service under single-ping requests: at least 60 % of the limit's rate (single
+     pings at each --connections, 64 and 256 by default: each server's rate is its best, a
+     capacity, which 64 connections do not reach for a service that waits on Redis);
   3. the tracking service under batches of --batch pings: at least 100,000 pings/s, load
      generator included (wrk, a thread per core, on the same cores);
   4. with --peer, the peer (bench/postgis_peer.py: each ping inserted into PostgreSQL with
@@ -19,7 +21,9 @@ rounds that take each server in turn, so that the drift of a shared machine fall
      alert stream (the stream id is Redis's clock) is taken, p99 at most 250 ms; and the
      persister's lag, the age of the oldest queued ping not yet in PostgreSQL, sampled.
 Subjects are published first, each with --zones zones (bench/fleet.py); each tracking server
-loads every configuration before it reports ready, as in production.
+loads every configuration before it reports ready, as in production; every subject then settles
+(harness.settle) and every measured phase starts on an idle machine (harness.quiet). A figure
+with any refused upload is marked INVALID instead of judged.
 
     .venv/bin/python bench/tracking_ingest.py                       # 1,000 subjects, ~2 minutes
     .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~6 minutes more
@@ -523,8 +527,7 @@ def measure(o: Options) -> dict[str, object]:
         waits: list[float] = []
 
         def phase(port: int, subjects: int, batch: int, connections: int) -> dict[str, float]:
-            """One measured phase, on an idle machine: what the phase before left running (the
-            peer's PostgreSQL writing out its batches) is not charged to this one."""
+            """One measured phase, started on an idle machine (harness.quiet)."""
             waits.append(quiet())
             return wrk(port, subjects, batch, o.seconds, connections)
 
