@@ -1,7 +1,8 @@
 """Benchmark: where the machine's CPU goes per single-ping upload, with 1,000 subjects and with
 --scale N beside them, and per request of the empty handler (the limit): the ingest workers,
 Redis (and its script's own time per call, from INFO commandstats) and the load generator, each
-process's CPU time over a phase divided by the uploads of that phase. It is how the cost of a million subjects was traced to the workers'
+process's CPU time over a phase divided by the uploads of that phase, and the share of the
+machine's CPUs left idle. It is how the cost of a million subjects was traced to the workers'
 garbage collections, and what is left of it to Redis.
 
     .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 7 minutes
