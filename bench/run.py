@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import csv
+import functools
 import json
 import os
 import platform
@@ -214,12 +215,8 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
     single, batched = fleet["single"], fleet["batched"]
     rows: list[tuple[str, str, str, str, str, str]] = []
 
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "**MISSES**"
-
-    def judged(target: str, ok: bool, *phases: dict[str, float]) -> str:
-        bad = tracking_ingest.refused(*phases)
-        return f"{target}: **INVALID**, {bad:,} replies not 2xx" if bad else f"{target}: {verdict(ok)}"
+    verdict = functools.partial(tracking_ingest.verdict, strong=True)
+    judged = functools.partial(tracking_ingest.judged, strong=True)
 
     peer_single = f"{peer['single']['requests_per_s']:,} req/s" if peer else "not measured"
     peer_batched = f"{peer['batched']['pings_per_s']:,} pings/s" if peer else "not measured"

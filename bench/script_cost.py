@@ -57,8 +57,7 @@ ARGS = parse()
 sys.path[:0] = [str(ARGS.root), str(ARGS.root / "bench")]
 
 import fleet  # noqa: E402
-from harness import free_port  # noqa: E402
-from tracking.contract import Thresholds  # noqa: E402
+from harness import SETTLING_UPLOADS, free_port  # noqa: E402
 from tracking.ingest import Ingest  # noqa: E402
 from tracking.keys import KeySpace  # noqa: E402
 from tracking.script_pipe import ScriptPipe  # noqa: E402
@@ -70,7 +69,6 @@ import tracking  # noqa: E402
 # measure one version twice (it did, until the imports were put in this order).
 if not Path(tracking.__file__).resolve().is_relative_to(ARGS.root.resolve()):
     sys.exit(f"tracking was imported from {tracking.__file__}, not from {ARGS.root}")
-SETTLING_UPLOADS = Thresholds().confirm_fixes
 
 
 async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -> float:

@@ -292,12 +292,15 @@ class Load:
     def add_single(self, connections: int, run: dict[str, float]) -> None:
         self.single.setdefault(connections, []).append(run)
 
+    def single_by_connections(self) -> dict[int, dict[str, float]]:
+        return {c: figures(runs, "requests_per_s") for c, runs in self.single.items()}
+
     def best_single(self) -> dict[str, float]:
         """The server's single-ping rate: its best over the numbers of connections. A request
         rate is a capacity, and a closed-loop load measures one only when it keeps the server
         busy: 64 connections keep an empty handler busy, not a service that waits on Redis in
         every request (measured: 11-12 % of the CPUs idle under the ingest at 64, 2-3 % at 256)."""
-        by_connections = {c: figures(runs, "requests_per_s") for c, runs in self.single.items()}
+        by_connections = self.single_by_connections()
         connections = max(by_connections, key=lambda c: by_connections[c]["requests_per_s"])
         return {**by_connections[connections], "connections": connections}
 
@@ -308,9 +311,7 @@ class Load:
         }
         if self.single:
             out["single"] = self.best_single()
-            out["single_by_connections"] = {
-                str(c): figures(runs, "requests_per_s") for c, runs in self.single.items()
-            }
+            out["single_by_connections"] = {str(c): f for c, f in self.single_by_connections().items()}
         if self.batched:
             out["batched"] = figures(self.batched, "pings_per_s")
         return out
@@ -594,8 +595,9 @@ def last_single(load: Load) -> str:
     return " / ".join(f"{runs[-1]['requests_per_s']:,.0f}" for runs in load.single.values())
 
 
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "MISSES"
+def verdict(ok: bool, *, strong: bool = False) -> str:
+    """ "meets" or "MISSES"; with `strong`, a miss in Markdown bold (bench/run's table)."""
+    return "meets" if ok else ("**MISSES**" if strong else "MISSES")
 
 
 def refused(*phases: dict[str, float]) -> int:
@@ -604,9 +606,11 @@ def refused(*phases: dict[str, float]) -> int:
     return sum(int(phase["non_2xx"]) for phase in phases)
 
 
-def judged(target: str, ok: bool, *phases: dict[str, float]) -> str:
+def judged(target: str, ok: bool, *phases: dict[str, float], strong: bool = False) -> str:
     bad = refused(*phases)
-    return f"{target}: INVALID, {bad:,} replies not 2xx" if bad else f"{target}: {verdict(ok)}"
+    if bad:
+        return f"{target}: {'**INVALID**' if strong else 'INVALID'}, {bad:,} replies not 2xx"
+    return f"{target}: {verdict(ok, strong=strong)}"
 
 
 def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
