@@ -1,4 +1,5 @@
-"""Properties of the zone state machine, checked by hypothesis against the real Redis script."""
+"""Properties of the zone state machine and of the duplicate window, checked by hypothesis
+against the real Redis script."""
 
 from __future__ import annotations
 
@@ -71,3 +72,49 @@ async def test_the_alerts_of_a_batch_do_not_depend_on_the_order_of_its_pings_nor
     assert repeat.accepted == 0
     expected = [(e["kind"], e["act"], e["zone"], e["fixes"]) for e in await rig.alerts(first)]
     assert [(e["kind"], e["act"], e["zone"], e["fixes"]) for e in await rig.alerts(second)] == expected
+
+
+WINDOW = 1024
+# Uploads of consecutive numbers (a device's batches), each starting a step ahead of the highest
+# number sent so far or behind it: gaps of every size about the ring's byte boundaries and its
+# wrap, then late batches, up to a window long, over the numbers the gaps skipped, after a start
+# that sets every bit of the ring. (Numbers drawn one by one at random hardly ever met on one
+# bit: a gap that left a bit set went unseen.)
+UPLOADS = st.lists(
+    st.tuples(
+        st.one_of(
+            st.sampled_from([1, 2, 7, 9, 17, 500, 1000, 1015, 1023, 1024, 1030]),
+            st.integers(0, 1100).map(lambda back: -back),
+        ),
+        st.one_of(st.integers(1, 40), st.just(1000)),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(UPLOADS)
+async def test_the_duplicate_window_drops_exactly_the_numbers_seen_among_the_latest_1024(
+    rig: Rig, uploads: list[tuple[int, int]]
+) -> None:
+    """Against a model that remembers every number: among the latest 1,024 numbers, one seen
+    before is a duplicate and any other is new; older than that, a number is new to the ingest
+    (the persister's unique key drops a real repeat)."""
+    device = await rig.device()
+    t0 = now_ms() - 600_000
+    seen: set[int] = set()
+    highest = -1
+    for step, length in [(1, 1000), (1, 100), *uploads]:
+        start = max(0, highest + step)
+        seqs = list(range(start, start + length))
+        expected_accepted = expected_duplicate = 0
+        for seq in seqs:
+            if seq > highest - WINDOW and seq in seen:
+                expected_duplicate += 1
+            else:
+                expected_accepted += 1
+            seen.add(seq)
+            highest = max(highest, seq)
+        reply = await rig.upload(device, [device.ping(t0 + seq, *at(0), seq=seq) for seq in seqs])
+        assert (reply.accepted, reply.duplicate) == (expected_accepted, expected_duplicate), (start, length)
