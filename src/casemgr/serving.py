@@ -28,6 +28,8 @@ from types import FrameType
 
 import uvicorn
 
+from casemgr.http_protocol import CoalescingHttpToolsProtocol
+
 # A worker that ends sooner than this after it started failed to start.
 STARTUP_S = 10.0
 
@@ -58,7 +60,7 @@ def _config(options: ServeOptions) -> uvicorn.Config:
         host=options.host,
         port=options.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_config=None,
