@@ -15,6 +15,8 @@ from typing import Any, cast
 import msgspec
 import structlog
 from litestar import Litestar, Request, asgi, get
+from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 from redis.exceptions import RedisError
@@ -42,7 +44,12 @@ _JSON = [(b"content-type", b"application/json")]
 _INGEST_HEADERS = frozenset({b"x-device-id", b"authorization", b"x-signature", b"content-type"})
 
 
-@asgi("/v1/pings", copy_scope=False)
+PINGS_PATH = "/v1/pings"
+# Where the fast path leaves an upload's error for the route to raise (see TrackingApp).
+_FAILURE = "casemgr.ingest_failure"
+
+
+@asgi(PINGS_PATH, copy_scope=False)
 async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
     """One ping, or a batch of up to 1,000, as JSON or MessagePack by Content-Type.
     Authenticated by the device's secret: `Authorization: Bearer <secret>`, or `X-Signature`
@@ -51,15 +58,23 @@ async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
 
     A plain ASGI handler: the hot path of the device fleet skips Litestar's request and
     response modelling (it has nothing to model); errors still become problem+json through
-    the app's exception handlers."""
-    http = cast(HTTPScope, scope)
-    if http["method"] != "POST":
+    the app's exception handlers. TrackingApp sends most uploads past Litestar altogether, and
+    their errors here, to be raised again and rendered the same way."""
+    failure = scope.pop(_FAILURE, None)  # type: ignore[misc]
+    if failure is not None:
+        raise failure
+    if scope["method"] != "POST":  # type: ignore[typeddict-item]
         raise MethodNotAllowedException(headers={"Allow": "POST"})
+    await _send_accepted(send, await _accept(cast(HTTPScope, scope), receive))
+
+
+async def _accept(http: HTTPScope, receive: Receive) -> bytes:
+    """The upload, ingested; the 202's body."""
     wanted: dict[bytes, str] = {}
     for name, value in http["headers"]:
         if name in _INGEST_HEADERS:
             wanted[name] = value.decode("latin-1")
-    ingest: Ingest = scope["app"].state.ingest
+    ingest: Ingest = http["app"].state.ingest
     reply = await ingest.upload(
         device_id=wanted.get(b"x-device-id"),
         authorization=wanted.get(b"authorization"),
@@ -68,7 +83,10 @@ async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
         body=await _body(receive),
         address=client[0] if (client := http.get("client")) else "",
     )
-    payload = _encode_json(reply)
+    return _encode_json(reply)
+
+
+async def _send_accepted(send: Send, payload: bytes) -> None:
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": 202,
@@ -77,6 +95,37 @@ async def upload_pings(scope: Scope, receive: Receive, send: Send) -> None:
     await send(start)
     end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
     await send(end)
+
+
+class TrackingApp:
+    """The service's ASGI app: POST /v1/pings straight to the ingest, everything else through
+    Litestar. Litestar's router and middleware cost a tracking worker 5 us of its 55 of CPU per
+    single-ping upload (an A/B of the two, 1,000 subjects, wrk with 256 connections: 20,584
+    against 21,296 uploads/s), and the route needs nothing of them. An upload that fails goes
+    to Litestar after all, with its error, which the route raises again: the error leaves as
+    problem+json from the app's own exception handlers, as from any other route."""
+
+    __slots__ = ("litestar",)
+
+    def __init__(self, litestar: Litestar) -> None:
+        self.litestar = litestar
+
+    @property
+    def state(self) -> State:
+        return self.litestar.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http = cast(HTTPScope, scope)
+        if http["type"] == ScopeType.HTTP and http["path"] == PINGS_PATH and http["method"] == "POST":
+            http["app"] = self.litestar
+            try:
+                payload = await _accept(http, receive)
+            except Exception as failure:
+                http[_FAILURE] = failure  # type: ignore[literal-required]
+            else:
+                await _send_accepted(send, payload)
+                return
+        await self.litestar(scope, receive, send)
 
 
 async def _body(receive: Receive) -> bytes:
@@ -122,7 +171,7 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Litestar:
+def create_app(settings: Settings, *, redis: RedisClient | None = None) -> TrackingApp:
     """With `redis` given (tests), the app uses it and leaves its life to the caller."""
 
     @asynccontextmanager
@@ -165,12 +214,14 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> Lites
             if redis is None:
                 await client.aclose()
 
-    return Litestar(
-        route_handlers=[upload_pings, live, ready],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=None,
-        logging_config=None,
-        debug=False,
+    return TrackingApp(
+        Litestar(
+            route_handlers=[upload_pings, live, ready],
+            lifespan=[lifespan],
+            exception_handlers=EXCEPTION_HANDLERS,
+            request_max_body_size=MAX_BODY_BYTES,
+            openapi_config=None,
+            logging_config=None,
+            debug=False,
+        )
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-
 from casemgr.config import load_settings
 from casemgr.logs import configure_logging
-from tracking.app import create_app
+from tracking.app import TrackingApp, create_app
 
 
-def build() -> Litestar:
+def build() -> TrackingApp:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     return create_app(settings)

@@ -108,6 +108,57 @@ async def test_wrong_or_missing_credentials_are_refused_and_nothing_is_queued(
     assert await rig.pings_queued() == []
 
 
+async def test_uploads_past_litestar_and_through_its_route_get_the_same_answers(
+    rig: Rig, client: httpx.AsyncClient
+) -> None:
+    """POST /v1/pings goes straight to the ingest (tracking.app.TrackingApp); "/v1/pings/" goes
+    through Litestar's router to the same route. Successes and errors alike must not tell them
+    apart: an error leaves the fast path as the route's own, problem+json with its headers."""
+    device = await rig.device()
+    t = now_ms() - 60_000
+    answers = []
+    for path in ("/v1/pings", "/v1/pings/"):
+        pings = [device.ping(t, **POSITION), device.ping(t + 1000, **POSITION)]
+        t += 2000
+        ok = await client.post(
+            path,
+            content=msgspec.json.encode(pings),
+            headers={**bearer(device), "Content-Type": "application/json"},
+        )
+        refused = await client.post(
+            path,
+            content=msgspec.json.encode(pings[0]),
+            headers={"X-Device-Id": device.device_id, "Authorization": "Bearer wrong"},
+        )
+        invalid = await client.post(
+            path,
+            content=b'{"device_id": 1}',
+            headers={**bearer(device), "Content-Type": "application/json"},
+        )
+        answers.append(
+            [
+                (r.status_code, r.headers["content-type"], r.headers.get("www-authenticate"), r.json())
+                for r in (ok, refused, invalid)
+            ]
+        )
+    fast, routed = answers
+    for answer in (fast, routed):  # request ids differ from request to request
+        for _, _, _, body in answer:
+            body.pop("request_id", None)
+    assert fast == routed
+    assert [status for status, *_ in fast] == [202, 401, 422]
+    assert fast[0][3] == {"accepted": 2, "duplicate": 0, "rejected": []}
+    assert fast[1][1] == "application/problem+json" and fast[1][2] == "Bearer"
+    assert fast[2][3]["errors"][0]["field"] == "device_id"
+    assert len(await rig.pings_queued()) == 2  # one upload of two pings by each path
+
+
+async def test_other_methods_on_the_ping_route_get_405(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/pings")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
 async def test_a_device_with_no_active_order_gets_403(rig: Rig, client: httpx.AsyncClient) -> None:
     device = await rig.device(order_id=None)
     response = await post_json(client, device, device.ping(now_ms() - 1000, **POSITION))
