@@ -3,9 +3,9 @@
 Redis (and its script's own time per call, from INFO commandstats) and the load generator, each
 process's CPU time over a phase divided by the uploads of that phase, and the share of the
 machine's CPUs left idle. It is how the cost of a million subjects was traced to the workers'
-garbage collections, and what is left of it to Redis.
+garbage collections, and then to the benchmark's own load (bench/wrk/pings.lua).
 
-    .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 7 minutes
+    .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 5 minutes
     .venv/bin/python bench/cpu_per_upload.py --perf /tmp/perf    # and Redis's profile per phase
 
 With --perf DIR (Linux perf, as root) it also samples Redis's call stacks during each phase into

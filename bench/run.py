@@ -16,7 +16,7 @@ bench/run (the shell script beside this file) installs what the run needs, then 
 It writes bench/results/<date>-<host>.json (everything) and .md (the table, with the ratios
 project/limit and project/peer, and every target met or missed), and prints the table.
 
-    bench/run                 # the whole run: about 15 minutes on 2 cores
+    bench/run                 # the whole run: about 10 minutes on 2 cores
     bench/run --quick         # 1,000 and 10,000 subjects, shorter phases: about 3 minutes
 """
 
