@@ -120,7 +120,6 @@ if crossings and st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat
 -- Clear the bits of the numbers a gap skipped, hseq+1 .. seq-1 (fewer than WINDOW): SETBIT
 -- up to a byte boundary, SETRANGE of zero bytes, SETBIT for the rest, on each side of the ring's
 -- wrap. At most 30 calls, where a call per number cost a device that lost 1,000 fixes 1,000.
-local ZERO_BYTES = string.rep('\0', WINDOW / 8)
 local function clear_bits(from, to)
   while from <= to and from % 8 ~= 0 do
     redis.call('SETBIT', seen_key, from, 0)
@@ -128,7 +127,7 @@ local function clear_bits(from, to)
   end
   local bytes = math.floor((to - from + 1) / 8)
   if bytes > 0 then
-    redis.call('SETRANGE', seen_key, from / 8, string.sub(ZERO_BYTES, 1, bytes))
+    redis.call('SETRANGE', seen_key, from / 8, string.rep('\0', bytes))
     from = from + bytes * 8
   end
   for bit = from, to do redis.call('SETBIT', seen_key, bit, 0) end
