@@ -11,6 +11,7 @@ sent without an await between them (and the replies of pipelined requests) in on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,6 +33,14 @@ class CoalescingTransport:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
 
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         if pending and not self._transport.is_closing():
@@ -46,7 +55,8 @@ class CoalescingTransport:
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
-        # pause_reading, resume_reading, is_closing, get_extra_info, set_protocol, ...
+        # pause_reading, resume_reading, is_closing, get_extra_info, set_protocol, ...: nothing
+        # that writes (every way to write is above, so none passes what waits).
         return getattr(self._transport, name)
 
 

@@ -153,6 +153,33 @@ async def test_uploads_past_litestar_and_through_its_route_get_the_same_answers(
     assert len(await rig.pings_queued()) == 2  # one upload of two pings by each path
 
 
+async def test_a_good_upload_never_reaches_litestar_and_a_failed_one_does(
+    rig: Rig, settings: Settings
+) -> None:
+    app = create_app(settings, redis=rig.redis)
+    app.state.redis = rig.redis
+    app.state.ingest = Ingest(redis=rig.redis, scripts=rig.scripts, keyring=KEYRING, keyspace=rig.keyspace)
+    litestar = app.litestar
+    reached: list[str] = []
+
+    class Counting:
+        state = litestar.state
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            reached.append(scope["path"])
+            await litestar(scope, receive, send)
+
+    app.litestar = Counting()  # type: ignore[assignment]
+    device = await rig.device()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        good = await post_json(client, device, device.ping(now_ms() - 1000, **POSITION))
+        assert (good.status_code, reached) == (202, [])
+        bad = await post_json(
+            client, device, device.ping(now_ms() - 500, **POSITION), Authorization="Bearer x"
+        )
+        assert (bad.status_code, reached) == (401, ["/v1/pings"])
+
+
 async def test_other_methods_on_the_ping_route_get_405(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/pings")
     assert response.status_code == 405
