@@ -227,7 +227,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
             f"{single['requests_per_s']:,} req/s",
             f"{limit['requests_per_s']:,} req/s (empty Litestar POST)",
             peer_single,
-            f"{share:.0%} of limit"
+            f"{share:.1%} of limit"
             + (f"; {single['requests_per_s'] / peer['single']['requests_per_s']:.1f}x peer" if peer else ""),
             judged("≥ 60 % of limit", share >= 0.6, single),
         )

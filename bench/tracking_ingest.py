@@ -632,7 +632,7 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
         (
             f"tracking, single ping, {n}",
             f"{single['requests_per_s']:,} req/s",
-            f"{share:.0%} of the limit; at {single['connections']} connections (its best); "
+            f"{share:.1%} of the limit; at {single['connections']} connections (its best); "
             f"p50 {single['latency_p50_ms']} / p99 {single['latency_p99_ms']} ms",
             judged("≥ 60 % of the limit", share >= 0.6, single),
         ),
