@@ -28,7 +28,14 @@ def free_port() -> int:
         return port
 
 
+# The tracking namespaces the servers of this run were given: tests/e2e/conftest.py removes
+# their keys from the shared Redis when the run ends.
+SERVER_NAMESPACES: set[str] = set()
+
+
 def env_for(database_url: str, **extra: str) -> dict[str, str]:
+    if "CASEMGR_TRACKING_NAMESPACE" in extra:
+        SERVER_NAMESPACES.add(extra["CASEMGR_TRACKING_NAMESPACE"])
     return {
         **os.environ,
         "CASEMGR_ENV": "test",
