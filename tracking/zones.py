@@ -14,7 +14,6 @@ beyond the band. For an exclusion zone that errs to the protected person's side.
 from __future__ import annotations
 
 import math
-from array import array
 
 import msgspec
 
@@ -91,14 +90,6 @@ class CompiledDevice(msgspec.Struct, frozen=True, gc=False):
     # The exclusion zones with their places in `zones` (and in each evidence string): what the
     # crossing check walks, found once per version rather than on every upload.
     exclusion: tuple[tuple[int, CompiledZone], ...]
-    # What evidence() reads when every zone is a circle (most subjects' are), in one array: per
-    # zone the projection's lon0, lat0, kx and ky, the radius and the buffer. Among a million
-    # devices each upload's reads of its device are cache misses, and five zones' structs and
-    # their floats were some seventy objects (an ad hoc A/B at 500,000 subjects: 44.9 against
-    # 46.8 us of worker CPU per upload). None when a zone is a polygon.
-    circles: array[float] | None
-    # The zones' schedules, in order: shared objects (shared_schedule), read through one tuple.
-    schedules: tuple[CompiledSchedule | None, ...]
 
     @classmethod
     def of(cls, config: DeviceConfig, secret: bytes) -> CompiledDevice:
@@ -112,48 +103,35 @@ class CompiledDevice(msgspec.Struct, frozen=True, gc=False):
             zones=zones,
             thresholds=config.thresholds,
             exclusion=tuple((i, zone) for i, zone in enumerate(zones) if zone.exclusion),
-            circles=_circles(zones),
-            schedules=tuple(zone.schedule for zone in zones),
         )
 
     def evidence(self, lon: float | None, lat: float | None, accuracy_m: float, t_ms: int) -> str | None:
         """One character per zone, in the order of config.zones; None for no valid position.
 
-        The hot path of ingest (every fix, every zone): circles are measured inline from the
-        packed array rather than through CompiledZone.evidence (which it must agree with, and a
-        property test holds it to)."""
+        The hot path of ingest (every fix, every zone): circles are measured inline, with the
+        projection's constants at hand, rather than through CompiledZone.evidence (which it
+        must agree with, and a property test holds it to)."""
         thresholds = self.thresholds
         if lon is None or lat is None or accuracy_m > thresholds.max_accuracy_m:
             return None
         cap = thresholds.accuracy_cap_m
-        circles = self.circles
-        if circles is None:
-            return "".join(zone.evidence(lon, lat, accuracy_m, t_ms, cap) for zone in self.zones)
         accuracy = accuracy_m if accuracy_m < cap else cap
         marks = ""
-        at = 0
-        for schedule in self.schedules:
-            dx = (lon - circles[at]) * circles[at + 2]
-            dy = (lat - circles[at + 1]) * circles[at + 3]
-            distance = math.sqrt(dx * dx + dy * dy) - circles[at + 4]
-            band = circles[at + 5] + accuracy
+        for zone in self.zones:
+            shape = zone.shape
+            band = zone.buffer_m + accuracy
+            if isinstance(shape, CompiledCircle):
+                projection = shape.projection
+                dx = (lon - projection.lon0) * projection.kx
+                dy = (lat - projection.lat0) * projection.ky
+                distance = math.sqrt(dx * dx + dy * dy) - shape.radius_m
+            else:
+                distance = shape.signed_distance(lon, lat, beyond=band)
             mark = "I" if distance <= 0.0 else ("O" if distance > band else "-")
-            if schedule is not None and not schedule.active_at(t_ms):
+            if zone.schedule is not None and not zone.schedule.active_at(t_ms):
                 mark = mark.lower()
             marks += mark
-            at += 6
         return marks
-
-
-def _circles(zones: tuple[CompiledZone, ...]) -> array[float] | None:
-    values: list[float] = []
-    for zone in zones:
-        shape = zone.shape
-        if not isinstance(shape, CompiledCircle):
-            return None
-        p = shape.projection
-        values += (p.lon0, p.lat0, p.kx, p.ky, shape.radius_m, zone.buffer_m)
-    return array("d", values)
 
 
 def zone_layout(config: DeviceConfig) -> str:
