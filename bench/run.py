@@ -44,7 +44,6 @@ from urllib.parse import urlsplit
 import httpx
 import tracking_ingest
 from harness import create_database, free_port, stop
-from redis.asyncio import Redis
 from reporting import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +172,8 @@ def officers_under_load(seconds: float, officers: int, monitored: int, workers: 
         for process in processes:
             stop(process)
         # The demo city's tracking keys would stay in the shared Redis (1,392 a run, seen).
-        asyncio.run(_drop_namespace(env["REDIS_URL"], env["CASEMGR_TRACKING_NAMESPACE"]))
+        namespace = env["CASEMGR_TRACKING_NAMESPACE"]
+        asyncio.run(tracking_ingest.with_redis(lambda r: tracking_ingest.drop_namespace(r, namespace)))
         shutil.rmtree(work, ignore_errors=True)
     operations: dict[str, dict[str, float]] = {}
     for name, row in stats.items():
@@ -195,14 +195,6 @@ def officers_under_load(seconds: float, officers: int, monitored: int, workers: 
         "workers": workers,
         "operations": operations,
     }
-
-
-async def _drop_namespace(redis_url: str, namespace: str) -> None:
-    client = Redis.from_url(redis_url)
-    try:
-        await tracking_ingest.drop_namespace(client, namespace)
-    finally:
-        await client.aclose()
 
 
 def wait_ready(port: int) -> None:

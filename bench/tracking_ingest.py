@@ -174,6 +174,15 @@ async def upload_one_ping_each(port: int, subjects: list[int]) -> None:
         writer.close()
 
 
+async def with_redis(work):  # type: ignore[no-untyped-def]
+    """`work(redis)` with a client of the run's Redis, closed afterwards."""
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        return await work(redis)
+    finally:
+        await redis.aclose()
+
+
 async def drop_namespace(redis: Redis, namespace: str) -> None:
     batch = []
     async for key in redis.scan_iter(match=f"{namespace}:*", count=10_000):
@@ -329,24 +338,17 @@ class Fleet:
         self.warm_s: float | None = None
         self.load = Load()
 
-    async def _with_redis(self, work):  # type: ignore[no-untyped-def]
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            return await work(redis)
-        finally:
-            await redis.aclose()
-
     def publish(self, zones: int) -> None:
-        seconds = asyncio.run(self._with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones)))
+        seconds = asyncio.run(with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones)))
         self.publish_s = round(seconds, 1)
 
     def memory(self) -> dict[str, float]:
         return asyncio.run(  # type: ignore[no-any-return]
-            self._with_redis(lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port))
+            with_redis(lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port))
         )
 
     def persist(self, dsn: str) -> dict[str, float]:
-        return asyncio.run(self._with_redis(lambda r: persist_backlog(r, self.keyspace, dsn)))  # type: ignore[no-any-return]
+        return asyncio.run(with_redis(lambda r: persist_backlog(r, self.keyspace, dsn)))  # type: ignore[no-any-return]
 
     def latency_and_lag(self, rate: float, seconds: float, dsn: str) -> dict[str, float]:
         """Paced pings at `rate` with a persister running in a process of its own."""
@@ -376,13 +378,13 @@ class Fleet:
             return figures
 
         try:
-            return asyncio.run(self._with_redis(paced))  # type: ignore[no-any-return]
+            return asyncio.run(with_redis(paced))  # type: ignore[no-any-return]
         finally:
             persister.terminate()
             persister.join(10)
 
     def drop(self) -> None:
-        asyncio.run(self._with_redis(lambda r: drop_namespace(r, self.keyspace.namespace)))
+        asyncio.run(with_redis(lambda r: drop_namespace(r, self.keyspace.namespace)))
 
 
 async def postgis_available(admin_url: str) -> bool:
