@@ -39,8 +39,8 @@ from casemgr.ratelimit import NO_LIMIT, Limit, RateLimiter
 from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
 from tracking.geometry import METRES_PER_DEGREE
-from tracking.keys import PINGS_KEY_INDEX, KeySpace
-from tracking.publishing import config_fields
+from tracking.keys import KeySpace
+from tracking.publishing import script_fields
 from tracking.script_pipe import ScriptPipe
 from tracking.scripts import Scripts
 from tracking.wire import IngestReply, Ping, RejectedPing
@@ -62,7 +62,18 @@ _msgpack_one = msgspec.msgpack.Decoder(Ping)
 _msgpack_items = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _encode = msgspec.msgpack.Encoder().encode
 _config_decoder = msgspec.msgpack.Decoder(DeviceConfig)
-_applied_decoder = msgspec.msgpack.Decoder(list[int])
+
+
+class _CrossingCheck(msgspec.Struct, array_like=True):
+    """What the ingest script returns for a device with exclusion zones: the sequence numbers
+    of the fixes it applied, and the last valid fix before them as [t, lon, lat, seq] (no seq
+    in a state written before it was kept)."""
+
+    applied: list[int]
+    previous: list[float] | None = None
+
+
+_crossing_decoder = msgspec.msgpack.Decoder(_CrossingCheck)
 
 
 def _reason(error: msgspec.ValidationError) -> str:
@@ -70,12 +81,21 @@ def _reason(error: msgspec.ValidationError) -> str:
     return re.sub(r" - at `\$(\[\d+\])?\.?", " - at `", str(error)).replace("at ``", "at the top level")
 
 
+class _ScriptCall(msgspec.Struct, frozen=True, gc=False):
+    """The ingest script's call before its last argument, for redis-py (a Redis Cluster)."""
+
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
 class _Entry(msgspec.Struct, frozen=True, gc=False):
     device: CompiledDevice
-    keys: tuple[str, ...]
-    # The configuration's fields as published (msgpack): the script takes them from here
-    # rather than from Redis once it has checked the version.
-    fields: bytes
+    # The ingest script's call before the fixes: the device's keys, the version, the
+    # configuration's fields as published (the script takes them from here rather than from
+    # Redis once it has checked the version) and the uploads allowed per minute. Packed once per
+    # version for the script pipe (ScriptPipe.packed), else for redis-py.
+    call: bytes | _ScriptCall
+    shard: int
     loaded_at: float
 
 
@@ -100,7 +120,7 @@ class Ingest:
     rate_limiter: RateLimiter | None = None
     failed_auth_limit: Limit = NO_LIMIT
     _blocked: dict[str, float] = field(default_factory=dict)
-    _full_streams: frozenset[str] = frozenset()
+    _full_shards: frozenset[int] = frozenset()
     _backlog_read_at: float = float("-inf")
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # On a single Redis server the ingest script goes through this pipelined channel.
@@ -138,13 +158,13 @@ class Ingest:
         """Which shards' ping streams hold max_backlog entries or more (XLEN counts acknowledged
         entries until they are trimmed, within seconds)."""
         self._backlog_read_at = time.monotonic()
-        streams = [shard.pings for shard in self.keyspace.all_shards()]
+        shards = self.keyspace.all_shards()
         pipe = self.redis.pipeline(transaction=False)
-        for name in streams:
-            pipe.xlen(name)
+        for shard in shards:
+            pipe.xlen(shard.pings)
         lengths = await pipe.execute()
-        self._full_streams = frozenset(
-            name for name, length in zip(streams, lengths, strict=True) if length >= self.max_backlog
+        self._full_shards = frozenset(
+            shard.shard for shard, length in zip(shards, lengths, strict=True) if length >= self.max_backlog
         )
 
     async def _count_refusal(self, address: str) -> None:
@@ -185,16 +205,17 @@ class Ingest:
             if self.max_backlog:
                 if time.monotonic() - self._backlog_read_at >= self.backlog_refresh_s:
                     await self._read_backlog()
-                if entry.keys[PINGS_KEY_INDEX] in self._full_streams:
+                if entry.shard in self._full_shards:
                     raise ServiceUnavailable(
                         "the ping queue is over its bound: keep the pings and send them again shortly",
                         reason="backlog_full",
                     )
-            args: list[Any] = [device.version, _encode(fixes), entry.fields, self.device_uploads_per_minute]
-            if self.pipe is not None:
-                result = await self.pipe.evalsha(self.scripts.ingest, entry.keys, args)
+            call = entry.call
+            if isinstance(call, bytes):
+                assert self.pipe is not None
+                result = await self.pipe.evalsha_packed(self.scripts.ingest, call, _encode(fixes))
             else:
-                result = await self.scripts.ingest(keys=entry.keys, args=args)
+                result = await self.scripts.ingest(keys=call.keys, args=[*call.args, _encode(fixes)])
             status = result[0]
             if status == b"ok":
                 break
@@ -217,9 +238,8 @@ class Ingest:
         else:  # pragma: no cover - three configuration changes within one upload
             raise BadRequest("the device's configuration changed while the upload was read; send it again")
         if device.exclusion:
-            await self._crossings(
-                entry, device, fixes, evidence, result[4], _applied_decoder.decode(result[5])
-            )
+            check = _crossing_decoder.decode(result[4])
+            await self._crossings(device_id, device, fixes, evidence, check.previous, check.applied)
         return IngestReply(
             accepted=int(result[1]), duplicate=int(result[2]), rejected=rejected + rejected_now
         )
@@ -247,12 +267,15 @@ class Ingest:
         )
         if device_id not in self._cache and len(self._cache) >= self.cache_size:
             self._cache.popitem(last=False)
-        entry = _Entry(
-            device,
-            tuple(self.keyspace.device(device_id).all()),
-            _encode(config_fields(config)),
-            time.monotonic(),
+        device_keys = self.keyspace.device(device_id)
+        keys = device_keys.all()
+        args = (config.version, _encode(script_fields(config)), self.device_uploads_per_minute)
+        call = (
+            ScriptPipe.packed(self.scripts.ingest, keys, args)
+            if self.pipe is not None
+            else _ScriptCall(tuple(keys), args)
         )
+        entry = _Entry(device, call, device_keys.shard.shard, time.monotonic())
         self._cache[device_id] = entry
         return entry
 
@@ -423,11 +446,11 @@ class Ingest:
 
     async def _crossings(
         self,
-        entry: _Entry,
+        device_id: str,
         device: CompiledDevice,
         fixes: list[list[Any]],
         evidence: dict[int, str | None],
-        previous: bytes,
+        previous: list[float] | None,
         applied: list[int],
     ) -> None:
         """Sparse fixes can jump across a small exclusion zone: test the straight path between
@@ -438,9 +461,9 @@ class Ingest:
         # steps are shorter than the band around every exclusion zone, whatever they were.
         path: list[tuple[int, int, float, float, float, str | None]] = []
         if previous:
-            t, lon, lat, previous_seq = previous.decode().split(" ")
-            seq_a = int(float(previous_seq)) if previous_seq else -1
-            path.append((seq_a, int(float(t)), float(lon), float(lat), 0.0, None))
+            # [t, lon, lat, seq]; a state written before the sequence number was kept has none.
+            seq_a = int(previous[3]) if len(previous) > 3 else -1
+            path.append((seq_a, int(previous[0]), float(previous[1]), float(previous[2]), 0.0, None))
         for seq in applied:
             fix_marks = evidence.get(seq)
             if fix_marks is not None:
@@ -472,7 +495,7 @@ class Ingest:
                 if step <= reach * 0.99 or not zone.shape.segment_enters((lon_a, lat_a), (lon_b, lat_b)):
                     continue
                 raised = await self.scripts.cross(
-                    keys=entry.keys,
+                    keys=self.keyspace.device(device_id).all(),
                     args=[device.version, zone.id, f"{seq_a if seq_a >= 0 else ''},{seq_b}", seq_b, t_b],
                 )
                 if raised:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 DEFAULT_SHARDS = 64
 DEFAULT_NAMESPACE = "trk"
-# Where the shard's ping stream is in DeviceKeys.all(), for a caller holding only that list.
-PINGS_KEY_INDEX = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,19 @@ def config_fields(config: DeviceConfig) -> dict[str, str]:
     }
 
 
+# Fields the scripts read as numbers.
+_NUMERIC_FIELDS = ("start", "ends", "ivl", "N", "T", "lowb", "critb", "locT", "sigbuf")
+
+
+def script_fields(config: DeviceConfig) -> dict[str, str | int]:
+    """config_fields as the ingest's caller hands them to its script on every upload: numbers
+    as msgpack numbers, which the script reads without parsing text (Redis's hash keeps text)."""
+    fields: dict[str, str | int] = dict(config_fields(config))
+    for name in _NUMERIC_FIELDS:
+        fields[name] = int(fields[name])
+    return fields
+
+
 async def publish_device(scripts: Scripts, keyspace: KeySpace, config: DeviceConfig, *, now_ms: int) -> bool:
     """Put the configuration in force; False if a newer version is there already."""
     keys = keyspace.device(config.device_id)

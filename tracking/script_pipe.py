@@ -6,6 +6,10 @@ was about a third of a worker's time per single-ping upload (py-spy, bench/track
 Here many uploads in flight share a connection: each writes its command (packed by hiredis)
 and waits for its reply, which Redis sends in order and hiredis parses. A lost connection
 fails the uploads waiting on it (the devices send them again) and is made anew on next use.
+A call that differs from the last one of its device only in its last argument (the ingest's:
+the fixes) can be packed once up to that argument (`packed`) and finished per upload
+(`evalsha_packed`): no packing of the keys and configuration on every upload, nor, among a
+million devices, reading their scattered strings.
 Only for a single Redis server: against a cluster the ingest uses redis-py, which routes by
 slot.
 """
@@ -24,6 +28,9 @@ import hiredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+
+# How the protocol ends a command with an empty last argument: what packed() leaves off.
+_EMPTY_BULK = b"$0\r\n\r\n"
 
 
 class _Connection(asyncio.Protocol):
@@ -62,6 +69,9 @@ class _Connection(asyncio.Protocol):
                 future.set_exception(RedisConnectionError("connection to Redis lost"))
 
     def send(self, *args: Any) -> asyncio.Future[Any]:
+        return self.send_packed(hiredis.pack_command(args))
+
+    def send_packed(self, command: bytes) -> asyncio.Future[Any]:
         if self.lost or self._transport is None:
             raise RedisConnectionError("connection to Redis lost")
         loop = asyncio.get_running_loop()
@@ -69,7 +79,7 @@ class _Connection(asyncio.Protocol):
         self._waiting.append((future, loop.time()))
         if not self._outgoing:
             loop.call_soon(self._flush)
-        self._outgoing.append(hiredis.pack_command(args))
+        self._outgoing.append(command)
         return future
 
     def _flush(self) -> None:
@@ -183,6 +193,26 @@ class ScriptPipe:
             # Redis restarted, or was flushed of its scripts: load it and send again.
             await connection.send("SCRIPT", "LOAD", script.script)
             return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    @staticmethod
+    def packed(script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> bytes:
+        """EVALSHA of `script` with `keys`, `args` and one argument more, packed up to that one
+        (the protocol's array header already counts it): finished by evalsha_packed."""
+        command: bytes = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args, b""))
+        assert command.endswith(_EMPTY_BULK)
+        return command[: -len(_EMPTY_BULK)]
+
+    async def evalsha_packed(self, script: AsyncScript, head: bytes, last: bytes) -> Any:
+        """The call `head` (from packed) with `last` as its last argument."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        command = b"%s$%d\r\n%s\r\n" % (head, len(last), last)
+        connection = await self._connection(next(self._next))
+        try:
+            return await connection.send_packed(command)
+        except NoScriptError:
+            await connection.send("SCRIPT", "LOAD", script.script)
+            return await connection.send_packed(command)
 
     async def get(self, key: str) -> bytes | None:
         connection = await self._connection(next(self._next))

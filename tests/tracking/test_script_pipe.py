@@ -32,3 +32,26 @@ async def test_calls_share_a_unix_socket_connection_and_survive_its_loss(tmp_pat
         finally:
             pipe.close()
             await redis.aclose()
+
+
+async def test_a_packed_call_finished_per_upload_is_the_same_call(tmp_path: Path) -> None:
+    with redis_on_unix_socket(tmp_path) as url:
+        redis = Redis.from_url(url)
+        script = redis.register_script("return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]}")
+        pipe = ScriptPipe(url)
+        try:
+            head = ScriptPipe.packed(script, ["k1", "k2"], [7, b"fields"])
+            # NOSCRIPT on first use: loaded and sent again; then the same head with other lasts,
+            # empty and binary ones too.
+            for last in (b"fixes", b"", b"\r\n\x00\xff" * 100):
+                assert await pipe.evalsha_packed(script, head, last) == [b"k1", b"k2", b"7", b"fields", last]
+                assert await pipe.evalsha(script, ["k1", "k2"], [7, b"fields", last]) == [
+                    b"k1",
+                    b"k2",
+                    b"7",
+                    b"fields",
+                    last,
+                ]
+        finally:
+            pipe.close()
+            await redis.aclose()

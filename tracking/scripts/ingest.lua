@@ -1,25 +1,30 @@
 -- Ingest one upload of one device. ARGV: 1 the configuration version the caller evaluated
--- with, 2 the fixes (msgpack), sorted by fix time: [seq, t_ms, lon, lat, accuracy, speed,
--- battery, strap, case, evidence]; absent values are false; evidence is false for a fix
--- without a valid position, else one character per zone (see tracking/zones.py);
--- 3 that version's configuration fields (msgpack map, as published), 4 the uploads a device
--- may make per minute (0: any).
+-- with, 2 that version's configuration fields (msgpack map, as published, numbers as numbers),
+-- 3 the uploads a device may make per minute (0: any), 4 the fixes (msgpack), sorted by fix
+-- time: [seq, t_ms, lon, lat, accuracy, speed, battery, strap, case, evidence]; absent values
+-- are false; evidence is false for a fix without a valid position, else one character per zone
+-- (see tracking/zones.py). The fixes come last: a caller packs the rest once per device.
 -- Returns {'unknown'} | {'stale', config blob} | {'no_order'} | {'limited', ms to wait} |
---         {'ok', accepted, duplicates, alerts, previous valid fix "t lon lat seq" or '', applied seqs (msgpack)}
--- (the last two only for a device with exclusion zones: the caller's crossing check needs them)
+--         {'ok', accepted, duplicates, alerts, crossing check (msgpack) or ''}
+-- The crossing check, only for a device with exclusion zones, is [applied seqs, previous valid
+-- fix as [t, lon, lat, seq] or nil]: the caller tests the path between them.
+--
+-- Numbers bound for Redis or a reply are formatted with string.format('%d'): Redis 7.0 turns a
+-- number argument of redis.call into text with "%.17g", and Lua's tostring uses "%.14g", both
+-- through the C library's floating-point printing (a few per cent of the script's time in perf).
 -- The version is in the state (publish.lua puts it there, in the same slot and script as the
 -- configuration); a subject without state yet is checked against the configuration itself.
 local version = st.cv or redis.call('HGET', cfg_key, 'ver')
 if not version then return {'unknown'} end
 if version ~= ARGV[1] then return {'stale', redis.call('GET', KEYS[7])} end
-use_config(cmsgpack.unpack(ARGV[3]))
+use_config(cmsgpack.unpack(ARGV[2]))
 if not order_active() then return {'no_order'} end
 -- A device's uploads per minute, counted in its state: no key or round trip of its own.
-local per_minute = tonumber(ARGV[4])
+local per_minute = tonumber(ARGV[3])
 if per_minute > 0 then
   local window = math.floor(now_ms / 60000)
   if st.rlw ~= window then put('rlw', window); put('rlc', 0) end
-  if st.rlc >= per_minute then return {'limited', tostring(60000 - now_ms % 60000)} end
+  if st.rlc >= per_minute then return {'limited', string.format('%d', 60000 - now_ms % 60000)} end
   put('rlc', st.rlc + 1)
 end
 
@@ -114,23 +119,22 @@ local hseq = tonumber(st.hseq or '-1')
 local latest = tonumber(st.lt or '-1')
 local crossings = false
 for _, zone in ipairs(zones) do crossings = crossings or zone.exclusion end
-local previous = ''
-if crossings and st.vt then previous = st.vt .. ' ' .. st.vlon .. ' ' .. st.vlat .. ' ' .. (st.vseq or '') end
+local previous = crossings and st.vt and {st.vt, st.vlon, st.vlat, st.vseq} or nil
 
 -- Clear the bits of the numbers a gap skipped, hseq+1 .. seq-1 (fewer than WINDOW): SETBIT
 -- up to a byte boundary, SETRANGE of zero bytes, SETBIT for the rest, on each side of the ring's
 -- wrap. At most 30 calls, where a call per number cost a device that lost 1,000 fixes 1,000.
 local function clear_bits(from, to)
   while from <= to and from % 8 ~= 0 do
-    redis.call('SETBIT', seen_key, from, 0)
+    redis.call('SETBIT', seen_key, string.format('%d', from), '0')
     from = from + 1
   end
   local bytes = math.floor((to - from + 1) / 8)
   if bytes > 0 then
-    redis.call('SETRANGE', seen_key, from / 8, string.rep('\0', bytes))
+    redis.call('SETRANGE', seen_key, string.format('%d', from / 8), string.rep('\0', bytes))
     from = from + bytes * 8
   end
-  for bit = from, to do redis.call('SETBIT', seen_key, bit, 0) end
+  for bit = from, to do redis.call('SETBIT', seen_key, string.format('%d', bit), '0') end
 end
 local function clear_gap(after, before)
   if before - after < 2 then return end
@@ -145,7 +149,7 @@ end
 
 local accepted, duplicates, applied = {}, 0, {}
 local seen_reset = false
-for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
+for _, fix in ipairs(cmsgpack.unpack(ARGV[4])) do
   local seq = fix[1]
   local fresh
   if seq > hseq then
@@ -155,10 +159,10 @@ for _, fix in ipairs(cmsgpack.unpack(ARGV[2])) do
     else
       clear_gap(hseq, seq)
     end
-    redis.call('SETBIT', seen_key, seq % WINDOW, 1)
+    redis.call('SETBIT', seen_key, string.format('%d', seq % WINDOW), '1')
     hseq, fresh = seq, true
   elseif seq > hseq - WINDOW then
-    fresh = redis.call('SETBIT', seen_key, seq % WINDOW, 1) == 0
+    fresh = redis.call('SETBIT', seen_key, string.format('%d', seq % WINDOW), '1') == 0
   else
     fresh = true -- older than the window: the persister's unique key drops a repeat
   end
@@ -210,17 +214,18 @@ end
 -- Any upload, even of duplicates only, shows the device is alive.
 put('rx', now_ms)
 clear('c:no_signal:', '', now_ms)
-redis.call('ZADD', due_key, now_ms + tonumber(cfg.ivl) * 1000 + tonumber(cfg.sigbuf) * 1000, 'ns|' .. cfg.dev)
+redis.call('ZADD', due_key, string.format('%d', now_ms + (tonumber(cfg.ivl) + tonumber(cfg.sigbuf)) * 1000),
+           'ns|' .. cfg.dev)
 put('hseq', hseq)
 put('lt', latest)
 save_zones()
 save_state()
 -- State outlives its order by a week at most, unless a renewal is published.
 local expire_at = tonumber(cfg.ends) + 7 * 86400000
-if fresh_state then redis.call('PEXPIREAT', st_key, expire_at) end
-if seen_reset then redis.call('PEXPIREAT', seen_key, expire_at) end
+if fresh_state then redis.call('PEXPIREAT', st_key, string.format('%d', expire_at)) end
+if seen_reset then redis.call('PEXPIREAT', seen_key, string.format('%d', expire_at)) end
 if #accepted > 0 then
   redis.call('XADD', pings_key, '*', 'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '',
-             'rx', tostring(now_ms), 'd', cmsgpack.pack(accepted))
+             'rx', string.format('%d', now_ms), 'd', cmsgpack.pack(accepted))
 end
-return {'ok', #accepted, duplicates, events, previous, crossings and cmsgpack.pack(applied) or ''}
+return {'ok', #accepted, duplicates, events, crossings and cmsgpack.pack({applied, previous}) or ''}
