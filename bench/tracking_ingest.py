@@ -2,7 +2,10 @@
 
 In one run, every server up at once and served the same way (casemgr.serving: --workers
 uvicorn processes, uvloop, httptools, a SO_REUSEPORT socket each), measured in --rounds
-rounds that take each server in turn, so that the drift of a shared machine falls on all:
+rounds that take each server in turn (every other round in the reverse order), so that the drift
+of a shared machine falls on all. A target that compares two servers is judged on their ratio
+within each round, the median round's (`paired`): the rounds of one run on a shared VM have
+differed by a quarter, more than the margins judged.
   1. the limit: an empty Litestar POST handler (bench/empty_app.py) under single-ping requests;
   2. the tracking service under single-ping requests: at least 60 % of the limit's rate (single
      pings at each --connections, 64 and 256 by default: each server's rate is its best, a
@@ -290,6 +293,29 @@ def figures(runs: list[dict[str, float]], figure: str) -> dict[str, float]:
     }
 
 
+def round_rates(summary: dict[str, object], kind: str) -> list[float]:
+    """A server's rate in each round, from its Load.summary(): single pings at the number of
+    connections that did best in that round (req/s), or batches (pings/s)."""
+    if kind == "batched":
+        batched: list[dict[str, float]] = summary["batched_rounds"]  # type: ignore[assignment]
+        return [run["pings_per_s"] for run in batched]
+    by_connections: dict[str, list[dict[str, float]]] = summary["single_rounds"]  # type: ignore[assignment]
+    rounds = len(next(iter(by_connections.values())))
+    return [max(runs[r]["requests_per_s"] for runs in by_connections.values()) for r in range(rounds)]
+
+
+def paired(ours: dict[str, object], theirs: dict[str, object], kind: str) -> list[float]:
+    """Our rate over theirs, round by round: each round measures both within a minute or two,
+    so the machine's drift between rounds cancels out of each ratio."""
+    return [a / b for a, b in zip(round_rates(ours, kind), round_rates(theirs, kind), strict=True)]
+
+
+def describe_ratios(ratios: list[float], fmt: str) -> str:
+    """ "median 61.2 % (rounds 58.1, 61.2, 64.0 %)" for fmt "{:.1%}"."""
+    rounds = ", ".join(fmt.format(r).rstrip("%").rstrip() for r in ratios)
+    return f"median {fmt.format(statistics.median(ratios))} (rounds {rounds}{' %' if '%' in fmt else ''})"
+
+
 @dataclass
 class Load:
     """What wrk measured of one server, round by round: single-ping requests at each number of
@@ -422,7 +448,8 @@ class Options:
     zones: int = 5
     workers: int = 2
     seconds: float = 10
-    rounds: int = 2
+    # Odd, so that the median round is a round.
+    rounds: int = 3
     # Single pings are measured at each (each server's rate is its best of them); batches at 8.
     connections: list[int] = field(default_factory=lambda: [64, 256])
     batch: int = 500
@@ -534,14 +561,16 @@ def measure(o: Options) -> dict[str, object]:
             waits.append(quiet())
             return wrk(port, subjects, batch, o.seconds, connections)
 
-        # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on all.
+        # The rounds interleave the servers, so that the machine's drift (a shared VM) falls on
+        # all; every other round goes the other way, so that no server is always measured
+        # furthest from the limit (or from the first fleet) it is compared with.
+        in_turn = [(limit, limit_port, o.subjects, False)] + [(*t, True) for t in targets]
         for round_no in range(o.rounds):
-            for connections in o.connections:
-                limit.add_single(connections, phase(limit_port, o.subjects, 1, connections))
-            for load, port, subjects in targets:
+            for load, port, subjects, batches in in_turn if round_no % 2 == 0 else in_turn[::-1]:
                 for connections in o.connections:
                     load.add_single(connections, phase(port, subjects, 1, connections))
-                load.batched.append(phase(port, subjects, o.batch, 8))
+                if batches:
+                    load.batched.append(phase(port, subjects, o.batch, 8))
             print(
                 f"round {round_no + 1}: limit {last_single(limit)} req/s; "
                 + (
@@ -622,7 +651,7 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
     limit_single: dict[str, float] = result["limit_empty_litestar"]["single"]  # type: ignore[index]
     limit_rps = limit_single["requests_per_s"]
     single, batched = fleet["single"], fleet["batched"]
-    share = single["requests_per_s"] / limit_rps
+    shares = paired(fleet, result["limit_empty_litestar"], "single")  # type: ignore[arg-type]
     n = f"{subjects:,} subjects"
     rows = [
         (
@@ -634,9 +663,9 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
         (
             f"tracking, single ping, {n}",
             f"{single['requests_per_s']:,} req/s",
-            f"{share:.1%} of the limit; at {single['connections']} connections (its best); "
-            f"p50 {single['latency_p50_ms']} / p99 {single['latency_p99_ms']} ms",
-            judged("≥ 60 % of the limit", share >= 0.6, single),
+            f"{describe_ratios(shares, '{:.1%}')} of the limit; mean at {single['connections']} "
+            f"connections (its best); p50 {single['latency_p50_ms']} / p99 {single['latency_p99_ms']} ms",
+            judged("≥ 60 % of the limit", statistics.median(shares) >= 0.6, single),
         ),
         (
             f"tracking, batches of {result['batch']}, {n}",
@@ -697,13 +726,13 @@ def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:
             ("single", "requests_per_s", "req/s"),
             ("batched", "pings_per_s", "pings/s"),
         ):
-            ratio = other[kind][figure] / fleet[kind][figure]
+            ratios = paired(other, fleet, kind)  # type: ignore[arg-type]
             rows.append(
                 (
                     f"tracking, {'single ping' if kind == 'single' else 'batches'}, {m}",
                     f"{other[kind][figure]:,} {unit}",
-                    f"{ratio - 1:+.0%} vs {n}",
-                    judged("within 10 %", ratio >= 0.9, other[kind], fleet[kind]),
+                    f"{describe_ratios([r - 1 for r in ratios], '{:+.0%}')} vs {n}",
+                    judged("within 10 %", statistics.median(ratios) >= 0.9, other[kind], fleet[kind]),
                 )
             )
     for size in [subjects, *scales]:
@@ -751,7 +780,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument(
-        "--rounds", type=int, default=2, help="each round measures every server once, in turn"
+        "--rounds", type=int, default=3, help="each round measures every server once, in turn"
     )
     parser.add_argument(
         "--connections",
