@@ -28,8 +28,8 @@ loads every configuration before it reports ready, as in production; every subje
 (harness.settle) and every measured phase starts on an idle machine (harness.quiet). A figure
 with any refused upload is marked INVALID instead of judged.
 
-    .venv/bin/python bench/tracking_ingest.py                       # 1,000 subjects, ~2 minutes
-    .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~6 minutes more
+    .venv/bin/python bench/tracking_ingest.py                       # 1,000 subjects, ~3 minutes
+    .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~9 minutes more
     .venv/bin/python bench/tracking_ingest.py --peer                # and the PostGIS peer
 
 Needs wrk (Debian package "wrk"), the Redis and PostgreSQL of scripts/lib.sh (REDIS_URL and
