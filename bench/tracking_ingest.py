@@ -5,7 +5,7 @@ uvicorn processes, uvloop, httptools, a SO_REUSEPORT socket each), measured in -
 rounds that take each server in turn (every other round in the reverse order), so that the drift
 of a shared machine falls on all. A target that compares two servers is judged on their ratio
 within each round, the median round's (`paired`): the rounds of one run on a shared VM have
-differed by a quarter, more than the margins judged.
+differed by a third, more than the margins judged.
   1. the limit: an empty Litestar POST handler (bench/empty_app.py) under single-ping requests;
   2. the tracking service under single-ping requests: at least 60 % of the limit's rate (single
      pings at each --connections, 64 and 256 by default: each server's rate is its best, a
@@ -311,7 +311,7 @@ def paired(ours: dict[str, object], theirs: dict[str, object], kind: str) -> lis
 
 
 def describe_ratios(ratios: list[float], fmt: str) -> str:
-    """ "median 61.2 % (rounds 58.1, 61.2, 64.0 %)" for fmt "{:.1%}"."""
+    """ "median 61.2% (rounds 58.1, 61.2, 64.0 %)" for fmt "{:.1%}"."""
     rounds = ", ".join(fmt.format(r).rstrip("%").rstrip() for r in ratios)
     return f"median {fmt.format(statistics.median(ratios))} (rounds {rounds}{' %' if '%' in fmt else ''})"
 
