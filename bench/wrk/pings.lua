@@ -20,7 +20,7 @@
 -- The fleet is the formula of bench/fleet.py (device_id_of, secret_of, home_of): the script
 -- holds only what the runs change, in flat arrays of numbers (with a million devices read from
 -- a file, wrk spent most of a core on its own memory).
-local count, batch, base, salt, step
+local count, batch, base, salt, step, host
 -- Globals, so that done() can read them from each thread (thread:get).
 seqs, k, state_dir = {}, 0, nil
 local share = 0
@@ -36,6 +36,7 @@ end
 function init(args)
   count, batch, base, salt = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), args[4]
   step, state_dir = tonumber(args[5]), args[6]
+  host = wrk.headers["Host"]
   math.randomseed(os.time() + tid)
   share = math.floor((count - 1 - tid) / step) + 1
   local saved = io.open(state_dir .. "/" .. tid, "r")
@@ -78,7 +79,7 @@ local function home(n)
   return 121.47 + east / (111195.0 * cos_lat), 31.23 + north / 111195.0
 end
 
-local function ping(id, n, seq, home_lon, home_lat)
+local function ping(n, seq, home_lon, home_lat)
   -- Within 95 m of home: inside the home zone's band (150 m less its 30 m buffer and the fix's
   -- accuracy) and outside every exclusion zone's (250 m away, 60 m wide, 20 m of buffer).
   local phase = n * 2.399963
@@ -87,27 +88,32 @@ local function ping(id, n, seq, home_lon, home_lat)
   local lat = home_lat + (north + (math.random() - 0.5) * 10) / 111195.0
   local lon = home_lon + (east + (math.random() - 0.5) * 10) / (111195.0 * cos_lat)
   return string.format(
-    '{"device_id":"%s","seq":%d,"fix_time":"%s","latitude":%.6f,"longitude":%.6f,"accuracy_m":%.1f,"battery_percent":80}',
-    id, seq, os.date("!%Y-%m-%dT%H:%M:%SZ", base + seq), lat, lon, 5 + math.random() * 15)
+    '{"device_id":"B%07d","seq":%d,"fix_time":"%s","latitude":%.6f,"longitude":%.6f,"accuracy_m":%.1f,"battery_percent":80}',
+    n, seq, os.date("!%Y-%m-%dT%H:%M:%SZ", base + seq), lat, lon, 5 + math.random() * 15)
 end
 
+-- The request is written in one string.format, the device's id and secret inside it. Built as
+-- strings of their own per device (the id, the secret, wrk.format's header lines), it cost wrk
+-- 5.7 µs more per request with a million devices than with a thousand; written this way, 1.1 and
+-- 2.3 µs in two runs (against the empty handler, which does the same whatever the device; 4
+-- alternating rounds of 8 s each). The load generator's own cost is not the ingest's.
 function request()
   local i = k % share + 1
   k = k + 1
   local n = tid + step * (i - 1)
-  local digits = string.format("%07d", n)
-  local id = "B" .. digits
   local home_lon, home_lat = home(n)
   local body
   local first = seqs[i] + 1
   seqs[i] = seqs[i] + batch
   if batch == 1 then
-    body = ping(id, n, first, home_lon, home_lat)
+    body = ping(n, first, home_lon, home_lat)
   else
     local parts = {}
-    for j = 1, batch do parts[j] = ping(id, n, first + j - 1, home_lon, home_lat) end
+    for j = 1, batch do parts[j] = ping(n, first + j - 1, home_lon, home_lat) end
     body = "[" .. table.concat(parts, ",") .. "]"
   end
-  return wrk.format("POST", "/v1/pings",
-    {["Content-Type"] = "application/json", ["X-Device-Id"] = id, ["Authorization"] = "Bearer " .. salt .. digits}, body)
+  return string.format(
+    "POST /v1/pings HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nX-Device-Id: B%07d\r\n"
+      .. "Authorization: Bearer %s%07d\r\nContent-Length: %d\r\n\r\n%s",
+    host, n, salt, n, #body, body)
 end
