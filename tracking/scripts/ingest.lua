@@ -9,9 +9,11 @@
 -- The crossing check, only for a device with exclusion zones, is [applied seqs, previous valid
 -- fix as [t, lon, lat, seq] or nil]: the caller tests the path between them.
 --
--- Numbers bound for Redis or a reply are formatted with string.format('%d'): Redis 7.0 turns a
--- number argument of redis.call into text with "%.17g", and Lua's tostring uses "%.14g", both
--- through the C library's floating-point printing (a few per cent of the script's time in perf).
+-- On the path every upload takes, numbers bound for Redis or a reply are formatted with
+-- string.format('%d'): Redis 7.0 turns a number argument of redis.call into text with "%.17g",
+-- and Lua's tostring uses "%.14g", both through the C library's floating-point printing (a few
+-- per cent of the script's time in perf). The rare paths (an alert, a zone's change) keep
+-- tostring.
 -- The version is in the state (publish.lua puts it there, in the same slot and script as the
 -- configuration); a subject without state yet is checked against the configuration itself.
 local version = st.cv or redis.call('HGET', cfg_key, 'ver')
