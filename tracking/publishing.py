@@ -37,37 +37,32 @@ def schedule_deadlines(config: DeviceConfig, now_ms: int) -> list[tuple[str, int
     return deadlines
 
 
-def config_fields(config: DeviceConfig) -> dict[str, str]:
+def script_fields(config: DeviceConfig) -> dict[str, str | int]:
+    """The configuration as the device scripts read it (scripts/common.lua FIELDS), numbers as
+    numbers: how the ingest's caller hands it to its script on every upload, in msgpack, which
+    the script reads without parsing text."""
     t = config.thresholds
     return {
         "dev": config.device_id,
         "order": "" if config.order_id is None else str(config.order_id),
         "case": "" if config.case_id is None else str(config.case_id),
         "unit": "" if config.org_unit_id is None else str(config.org_unit_id),
-        "start": str(config.starts_at_ms),
-        "ends": str(config.ends_at_ms),
-        "ivl": str(config.interval_s),
+        "start": config.starts_at_ms,
+        "ends": config.ends_at_ms,
+        "ivl": config.interval_s,
         "zones": zone_layout(config),
-        "N": str(t.confirm_fixes),
-        "T": str(t.confirm_seconds * 1000),
-        "lowb": str(t.low_battery_percent),
-        "critb": str(t.critical_battery_percent),
-        "locT": str(t.location_unavailable_seconds * 1000),
-        "sigbuf": str(t.signal_buffer_seconds),
+        "N": t.confirm_fixes,
+        "T": t.confirm_seconds * 1000,
+        "lowb": t.low_battery_percent,
+        "critb": t.critical_battery_percent,
+        "locT": t.location_unavailable_seconds * 1000,
+        "sigbuf": t.signal_buffer_seconds,
     }
 
 
-# Fields the scripts read as numbers.
-_NUMERIC_FIELDS = ("start", "ends", "ivl", "N", "T", "lowb", "critb", "locT", "sigbuf")
-
-
-def script_fields(config: DeviceConfig) -> dict[str, str | int]:
-    """config_fields as the ingest's caller hands them to its script on every upload: numbers
-    as msgpack numbers, which the script reads without parsing text (Redis's hash keeps text)."""
-    fields: dict[str, str | int] = dict(config_fields(config))
-    for name in _NUMERIC_FIELDS:
-        fields[name] = int(fields[name])
-    return fields
+def config_fields(config: DeviceConfig) -> dict[str, str]:
+    """script_fields as text, as the publish script keeps them in Redis's hash."""
+    return {name: str(value) for name, value in script_fields(config).items()}
 
 
 async def publish_device(scripts: Scripts, keyspace: KeySpace, config: DeviceConfig, *, now_ms: int) -> bool:

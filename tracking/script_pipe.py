@@ -184,15 +184,9 @@ class ScriptPipe:
             return connection
 
     async def evalsha(self, script: AsyncScript, keys: Sequence[str], args: list[Any]) -> Any:
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        connection = await self._connection(next(self._next))
-        try:
-            return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # Redis restarted, or was flushed of its scripts: load it and send again.
-            await connection.send("SCRIPT", "LOAD", script.script)
-            return await connection.send("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await self._call(
+            script, hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+        )
 
     @staticmethod
     def packed(script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> bytes:
@@ -204,13 +198,17 @@ class ScriptPipe:
 
     async def evalsha_packed(self, script: AsyncScript, head: bytes, last: bytes) -> Any:
         """The call `head` (from packed) with `last` as its last argument."""
+        return await self._call(script, b"%s$%d\r\n%s\r\n" % (head, len(last), last))
+
+    async def _call(self, script: AsyncScript, command: bytes) -> Any:
+        """`command`, an EVALSHA of `script`, packed."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        command = b"%s$%d\r\n%s\r\n" % (head, len(last), last)
         connection = await self._connection(next(self._next))
         try:
             return await connection.send_packed(command)
         except NoScriptError:
+            # Redis restarted, or was flushed of its scripts: load it and send again.
             await connection.send("SCRIPT", "LOAD", script.script)
             return await connection.send_packed(command)
 
