@@ -1,13 +1,15 @@
 """Benchmark: the ingest script's own cost per call in Redis, with nothing else on the machine's
 cores competing: a private Redis on a free port, --subjects subjects of 5 zones published and
-each reporting once, then --uploads single-ping uploads of random subjects through the real
-ingest (its pipelined script channel), and Redis's `INFO commandstats` for EVALSHA. Run with
+each reporting once, then --uploads uploads of random subjects through the real ingest (its
+pipelined script channel), of one fix each or --batch consecutive fixes, and Redis's
+`INFO commandstats` for EVALSHA. Run with
 several --subjects to see what a larger keyspace costs the same script; with --root, the
 tracking code of another checkout is measured instead (an A/B of two versions, in turn).
 
     .venv/bin/python bench/script_cost.py                                  # 1,000 and 300,000
     .venv/bin/python bench/script_cost.py --subjects 1000 --root /tmp/old  # another checkout
     .venv/bin/python bench/script_cost.py --perf /tmp/perf                 # and Redis's profile
+    .venv/bin/python bench/script_cost.py --batch 500 --uploads 2000       # batches: µs per ping
 
 With --perf DIR (Linux perf, as root) Redis's call stacks are sampled during each round's
 uploads into DIR/script-<subjects>s-round<n>.data (`perf report -i <file> --no-children`).
@@ -43,6 +45,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--uploads", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="fixes per upload, consecutive numbers (the cost is then per fix)",
+    )
+    parser.add_argument(
         "--root", type=Path, default=ROOT, help="the checkout whose tracking code is measured"
     )
     parser.add_argument(
@@ -71,7 +79,8 @@ if not Path(tracking.__file__).resolve().is_relative_to(ARGS.root.resolve()):
     sys.exit(f"tracking was imported from {tracking.__file__}, not from {ARGS.root}")
 
 
-async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -> float:
+async def measure(url: str, subjects: int, uploads: int, batch: int, profile: Path | None) -> float:
+    """The script's µs per call, or per fix of a batch."""
     redis = Redis.from_url(url)
     await redis.flushall()
     keyspace = KeySpace(64, "cost")
@@ -82,24 +91,30 @@ async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -
     )
     sequence = [0] * subjects
 
-    async def upload(n: int) -> None:
-        sequence[n] += 1
+    last_fix_ms = [0] * subjects
+
+    async def upload(n: int, fixes: int = 1) -> None:
         lon, lat = fleet.home_of(n)
-        ping = {
-            "device_id": fleet.device_id_of(n),
-            "seq": sequence[n],
-            "fix_time": datetime.now(UTC).isoformat(),
-            "longitude": lon,
-            "latitude": lat,
-            "accuracy_m": 5.0,
-            "battery_percent": 80,
-        }
+        pings = []
+        for _ in range(fixes):
+            sequence[n] += 1
+            # Each fix a millisecond after the device's last at least: every one is evaluated.
+            last_fix_ms[n] = max(int(time.time() * 1000), last_fix_ms[n] + 1)
+            pings.append({
+                "device_id": fleet.device_id_of(n),
+                "seq": sequence[n],
+                "fix_time": datetime.fromtimestamp(last_fix_ms[n] / 1000, UTC).isoformat(),
+                "longitude": lon,
+                "latitude": lat,
+                "accuracy_m": 5.0,
+                "battery_percent": 80,
+            })  # fmt: skip
         await ingest.upload(
             device_id=fleet.device_id_of(n),
             authorization=f"Bearer {fleet.secret_of(n)}",
             signature=None,
             content_type="application/json",
-            body=msgspec.json.encode(ping),
+            body=msgspec.json.encode(pings[0] if fixes == 1 else pings),
         )
 
     try:
@@ -117,13 +132,14 @@ async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -
                 stderr=subprocess.DEVNULL,
             )
         draw = random.Random(1)
-        for _ in range(uploads // 1000):
-            await asyncio.gather(*(upload(draw.randrange(subjects)) for _ in range(1000)))
+        per_gather = max(1, 1000 // batch)
+        for _ in range(uploads // per_gather):
+            await asyncio.gather(*(upload(draw.randrange(subjects), batch) for _ in range(per_gather)))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await asyncio.wait_for(profiler.wait(), timeout=60)
         stats = (await redis.info("commandstats"))["cmdstat_evalsha"]
-        return float(stats["usec_per_call"])
+        return round(float(stats["usec_per_call"]) / batch, 3)
     finally:
         pipe.close()
         await redis.aclose()
@@ -131,6 +147,7 @@ async def measure(url: str, subjects: int, uploads: int, profile: Path | None) -
 
 def main() -> int:
     scales = ARGS.subjects or [1000, 300_000]
+    unit = "call" if ARGS.batch == 1 else "fix"
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         server = subprocess.Popen(
@@ -148,18 +165,20 @@ def main() -> int:
                     if ARGS.perf:
                         ARGS.perf.mkdir(parents=True, exist_ok=True)
                         profile = ARGS.perf / f"script-{subjects}s-round{round_no + 1}.data"
-                    cost = asyncio.run(measure(url, subjects, ARGS.uploads, profile))
+                    cost = asyncio.run(measure(url, subjects, ARGS.uploads, ARGS.batch, profile))
                     measured[subjects].append(cost)
-                    print(f"round {round_no + 1}, {subjects:,} subjects: {cost} µs per call", flush=True)
+                    print(f"round {round_no + 1}, {subjects:,} subjects: {cost} µs per {unit}", flush=True)
         finally:
             server.terminate()
             server.wait(timeout=30)
     table = "\n".join(
-        ["| subjects | ingest script, µs per call (rounds) |", "|---|---|"]
+        [f"| subjects | ingest script, µs per {unit} (rounds) |", "|---|---|"]
         + [f"| {n:,} | {' / '.join(str(c) for c in costs)} |" for n, costs in measured.items()]
     )
     print(table)
     name = "script-cost-" + "-vs-".join(f"{n}s" for n in scales)
+    if ARGS.batch > 1:
+        name += f"-batch{ARGS.batch}"
     if ARGS.root != ROOT:
         name += "-" + ARGS.root.name
     write_results(
@@ -168,10 +187,11 @@ def main() -> int:
             **facts("script_cost"),
             "root": str(ARGS.root),
             "uploads": ARGS.uploads,
+            "batch": ARGS.batch,
             "usec_per_call": {str(n): costs for n, costs in measured.items()},
         },
-        heading=f"The ingest script alone in a private Redis, {ARGS.uploads:,} single-ping uploads of random "
-        f"subjects per round, on {machine()}",
+        heading=f"The ingest script alone in a private Redis, {ARGS.uploads:,} uploads of {ARGS.batch} "
+        f"fix(es) of random subjects per round, on {machine()}",
         table=table,
     )
     return 0

@@ -225,6 +225,47 @@ async def test_the_duplicate_window_holds_the_latest_1024_sequence_numbers_acros
     assert await send(4999, 1040) == (1, 1)  # 4999 seen; 1040 older than the window
 
 
+async def test_a_device_counting_one_by_one_keeps_no_duplicate_bitmap_until_a_gap(rig: Rig) -> None:
+    """Numbers seen one by one are a run, remembered by its two ends in the state; the bitmap
+    is written only when a gap ends the run, and then still knows the run's numbers."""
+    device = await rig.device()
+    seen_key = rig.keyspace.device(device.device_id).seen
+    t0 = now_ms() - 600_000
+
+    async def send(*seqs: int) -> tuple[int, int]:
+        reply = await rig.upload(device, [device.ping(t0 + s, *at(0), seq=s) for s in seqs])
+        return reply.accepted, reply.duplicate
+
+    assert await send(1, 2, 3) == (3, 0)
+    assert await send(4) == (1, 0)
+    assert await send(2, 4) == (0, 2)
+    assert not await rig.redis.exists(seen_key)
+    assert await send(9) == (1, 0)  # skips 5-8
+    assert await rig.redis.exists(seen_key)
+    assert await send(3, 6, 9) == (1, 2)
+
+
+async def test_a_state_written_before_runs_were_kept_reads_its_whole_bitmap(rig: Rig) -> None:
+    """A state without a run's start (written by the script before this one) has every number
+    up to its highest in the bitmap: the ingest reads the bitmap for all of them."""
+    device = await rig.device()
+    keys = rig.keyspace.device(device.device_id)
+    t0 = now_ms() - 600_000
+    await rig.upload(device, [device.ping(t0 + s, *at(0), seq=s) for s in (1, 2, 4, 5)])
+    # What the earlier script left: a bit for each number seen, and no "rs" in the state.
+    await rig.redis.eval(
+        "local st = cmsgpack.unpack(redis.call('GET', KEYS[1])); st.rs = nil;"
+        "redis.call('SET', KEYS[1], cmsgpack.pack(st), 'KEEPTTL');"
+        "redis.call('DEL', KEYS[2]);"
+        "for _, n in ipairs({1, 2, 4, 5}) do redis.call('SETBIT', KEYS[2], n, 1) end",
+        2,
+        keys.state,
+        keys.seen,
+    )
+    reply = await rig.upload(device, [device.ping(t0 + s, *at(0), seq=s) for s in (3, 4, 6)])
+    assert (reply.accepted, reply.duplicate) == (2, 1)
+
+
 async def test_a_late_fix_goes_to_history_but_never_changes_the_state_a_newer_fix_set(rig: Rig) -> None:
     device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
     t0 = now_ms() - 600_000

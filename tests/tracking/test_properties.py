@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tracking.contract import Thresholds
 
@@ -72,6 +72,64 @@ async def test_the_alerts_of_a_batch_do_not_depend_on_the_order_of_its_pings_nor
     assert repeat.accepted == 0
     expected = [(e["kind"], e["act"], e["zone"], e["fixes"]) for e in await rig.alerts(first)]
     assert [(e["kind"], e["act"], e["zone"], e["fixes"]) for e in await rig.alerts(second)] == expected
+
+
+# Where a fix lies, east of the centre of an exclusion zone of RADIUS with a BUFFER, at 5 m
+# accuracy: inside, in the band (neither counts nor breaks a run), or outside. All on one ray,
+# so no path between two fixes crosses the zone.
+PLACES = {"I": 0.0, "-": RADIUS + 10.0, "O": RADIUS * 4}
+
+
+def expected_exclusion_events(marks: list[str], confirm_fixes: int) -> list[tuple[str, str]]:
+    """The state machine's model: a state changes after confirm_fixes consecutive fixes of the
+    same evidence; a fix in the band is skipped; a fix of the confirmed state ends a run."""
+    state, candidate, run = "U", None, 0
+    events: list[tuple[str, str]] = []
+    for mark in marks:
+        if mark == "-":
+            continue
+        if mark == state:
+            candidate, run = None, 0
+            continue
+        run = run + 1 if mark == candidate else 1
+        candidate = mark
+        if run >= confirm_fixes:
+            if mark == "I":
+                events.append(("exclusion_zone_entered", "raise"))
+            elif state == "I":
+                events += [("exclusion_zone_entered", "clear"), ("exclusion_zone_left", "raise")]
+            state, candidate, run = mark, None, 0
+    return events
+
+
+# Outside confirmed, one fix in, one out, one in: no entry, whether in uploads of one or in one.
+@example(list("OOIOI"), [1], 2)
+@example(list("OOIOI"), [5], 2)
+@settings(SETTINGS, max_examples=50)
+@given(
+    st.lists(st.sampled_from(sorted(PLACES)), min_size=1, max_size=30),
+    st.lists(st.integers(1, 6), min_size=1, max_size=30),
+    st.integers(2, 3),
+)
+async def test_the_zone_state_changes_only_after_n_consecutive_fixes_however_they_are_uploaded(
+    rig: Rig, marks: list[str], uploads: list[int], confirm_fixes: int
+) -> None:
+    """Against a model of the state machine, with the fixes split into uploads of 1 to 6: a run
+    broken by one fix of the confirmed state starts again, whether the break came in the same
+    upload or in another."""
+    device = await rig.device(
+        [circle(1, "exclusion", radius_m=RADIUS, buffer_m=BUFFER)],
+        thresholds=Thresholds(confirm_fixes=confirm_fixes, confirm_seconds=3600),
+    )
+    t0 = now_ms() - 3_600_000
+    pings = [device.ping(t0 + i * 5000, *at(PLACES[mark])) for i, mark in enumerate(marks)]
+    sizes = iter(uploads * len(pings))
+    while pings:
+        size = next(sizes)
+        await rig.upload(device, pings[:size])
+        pings = pings[size:]
+    actual = [(e["kind"], e["act"]) for e in await rig.alerts(device)]
+    assert actual == expected_exclusion_events(marks, confirm_fixes)
 
 
 WINDOW = 1024

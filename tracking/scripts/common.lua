@@ -3,7 +3,7 @@
 -- shard's hash tag, so one slot.
 --
 -- State fields: cv (the configuration's version, set by publish.lua), hseq (highest sequence
--- number seen), lt (fix time of the latest fix the state machine applied), vt/vlon/vlat/vseq
+-- number seen), rs (where the run of numbers seen one by one up to hseq starts), lt (fix time of the latest fix the state machine applied), vt/vlon/vlat/vseq
 -- (the latest valid applied fix), lv (time of the latest valid fix), rx (server time of the
 -- latest upload), rlw/rlc (the minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since

@@ -30,8 +30,10 @@ if per_minute > 0 then
   put('rlc', st.rlc + 1)
 end
 
--- Duplicates are found by bitmap among the latest WINDOW sequence numbers (a batch holds at
--- most 1,000 pings): 128 bytes per subject.
+-- Duplicates are found among the latest WINDOW sequence numbers (a batch holds at most 1,000
+-- pings). Every number from rs (the run's start) to hseq has been seen: a device that counts up
+-- one by one, as devices do, needs nothing else. Below rs, a bitmap ring of 128 bytes says which
+-- numbers were seen; it is written only when a gap ends a run, or a late fix arrives.
 local WINDOW = 1024
 local N, T = tonumber(cfg.N), tonumber(cfg.T)
 local low, critical = tonumber(cfg.lowb), tonumber(cfg.critb)
@@ -109,6 +111,25 @@ local function step_zone(zone, mark, seq, t)
   end
 end
 
+-- The evidence of a fix that changes no zone: each zone's confirmed state, where no candidate
+-- is pending ('U', unknown, is never evidence). Most fixes of a settled subject are this, and
+-- skip the zones one by one.
+local function steady_evidence()
+  local marks = {}
+  for i, zone in ipairs(zones) do
+    local z = zone_states[zone.id]
+    local s, c = 'U', '-'
+    if z then
+      s, c = z.s, z.c
+    else
+      local raw = st['z:' .. zone.id]
+      if raw then s, c = string.sub(raw, 1, 1), string.sub(raw, 3, 3) end
+    end
+    marks[i] = c == '-' and s or '?'
+  end
+  return table.concat(marks)
+end
+
 local function save_zones()
   for zid, z in pairs(zone_states) do
     if z.dirty then
@@ -118,55 +139,68 @@ local function save_zones()
 end
 
 local hseq = tonumber(st.hseq or '-1')
+-- A state written before runs were kept has none: its bitmap holds every number up to hseq.
+local run_start = st.rs or hseq + 1
 local latest = tonumber(st.lt or '-1')
 local crossings = false
 for _, zone in ipairs(zones) do crossings = crossings or zone.exclusion end
 local previous = crossings and st.vt and {st.vt, st.vlon, st.vlat, st.vseq} or nil
 
--- Clear the bits of the numbers a gap skipped, hseq+1 .. seq-1 (fewer than WINDOW): SETBIT
--- up to a byte boundary, SETRANGE of zero bytes, SETBIT for the rest, on each side of the ring's
--- wrap. At most 30 calls, where a call per number cost a device that lost 1,000 fixes 1,000.
-local function clear_bits(from, to)
+-- Set the ring's bits of the numbers from .. to (fewer than WINDOW) to bit ('0' or '1'): SETBIT
+-- up to a byte boundary, SETRANGE of whole bytes, SETBIT for the rest, on each side of the ring's
+-- wrap. At most 32 calls, where a call per number cost a device that lost 1,000 fixes 1,000.
+local seen_written = false
+local function set_bits(from, to, bit)
+  local byte = bit == '1' and '\255' or '\0'
   while from <= to and from % 8 ~= 0 do
-    redis.call('SETBIT', seen_key, string.format('%d', from), '0')
+    redis.call('SETBIT', seen_key, string.format('%d', from), bit)
     from = from + 1
   end
   local bytes = math.floor((to - from + 1) / 8)
   if bytes > 0 then
-    redis.call('SETRANGE', seen_key, string.format('%d', from / 8), string.rep('\0', bytes))
+    redis.call('SETRANGE', seen_key, string.format('%d', from / 8), string.rep(byte, bytes))
     from = from + bytes * 8
   end
-  for bit = from, to do redis.call('SETBIT', seen_key, string.format('%d', bit), '0') end
+  for n = from, to do redis.call('SETBIT', seen_key, string.format('%d', n), bit) end
 end
-local function clear_gap(after, before)
-  if before - after < 2 then return end
-  local from, to = (after + 1) % WINDOW, (before - 1) % WINDOW
+local function set_numbers(first, last, bit)
+  if first > last then return end
+  seen_written = true
+  local from, to = first % WINDOW, last % WINDOW
   if from <= to then
-    clear_bits(from, to)
+    set_bits(from, to, bit)
   else
-    clear_bits(from, WINDOW - 1)
-    clear_bits(0, to)
+    set_bits(from, WINDOW - 1, bit)
+    set_bits(0, to, bit)
   end
 end
 
 local accepted, duplicates, applied = {}, 0, {}
-local seen_reset = false
-for _, fix in ipairs(cmsgpack.unpack(ARGV[4])) do
+local steady, last_valid = nil, nil
+local fixes = cmsgpack.unpack(ARGV[4])
+for _, fix in ipairs(fixes) do
   local seq = fix[1]
-  local fresh
+  local fresh = true
   if seq > hseq then
     if hseq < 0 or seq - hseq >= WINDOW then
+      -- Nothing below seq within the window has been seen.
       redis.call('DEL', seen_key)
-      seen_reset = true
-    else
-      clear_gap(hseq, seq)
+      run_start = seq
+    elseif seq > hseq + 1 then
+      -- A gap ends the run: the bitmap takes over the run's numbers still in the window, and
+      -- the numbers skipped, as not seen.
+      set_numbers(math.max(run_start, seq - WINDOW + 1), hseq, '1')
+      set_numbers(hseq + 1, seq - 1, '0')
+      run_start = seq
     end
-    redis.call('SETBIT', seen_key, string.format('%d', seq % WINDOW), '1')
-    hseq, fresh = seq, true
-  elseif seq > hseq - WINDOW then
-    fresh = redis.call('SETBIT', seen_key, string.format('%d', seq % WINDOW), '1') == 0
+    hseq = seq
+  elseif seq <= hseq - WINDOW then
+    -- Older than the window: new to the ingest (the persister's unique key drops a repeat).
+  elseif seq >= run_start then
+    fresh = false
   else
-    fresh = true -- older than the window: the persister's unique key drops a repeat
+    seen_written = true
+    fresh = redis.call('SETBIT', seen_key, string.format('%d', seq % WINDOW), '1') == 0
   end
   if not fresh then
     duplicates = duplicates + 1
@@ -182,8 +216,12 @@ for _, fix in ipairs(cmsgpack.unpack(ARGV[4])) do
       if evidence then
         put('lv', t)
         clear('c:location_unavailable:', seq, t)
-        for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
-        put('vt', t); put('vlon', lon); put('vlat', lat); put('vseq', seq)
+        steady = steady or steady_evidence()
+        if string.upper(evidence) ~= steady then
+          for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
+          steady = nil
+        end
+        last_valid = fix
       else
         if not st.lv then put('lv', t) end
         if t - tonumber(st.lv) >= unavailable_after then
@@ -218,16 +256,22 @@ put('rx', now_ms)
 clear('c:no_signal:', '', now_ms)
 redis.call('ZADD', due_key, string.format('%d', now_ms + (tonumber(cfg.ivl) + tonumber(cfg.sigbuf)) * 1000),
            'ns|' .. cfg.dev)
+if last_valid then
+  put('vt', last_valid[2]); put('vlon', last_valid[3]); put('vlat', last_valid[4]); put('vseq', last_valid[1])
+end
 put('hseq', hseq)
+if run_start ~= st.rs then put('rs', run_start) end
 put('lt', latest)
 save_zones()
 save_state()
 -- State outlives its order by a week at most, unless a renewal is published.
 local expire_at = tonumber(cfg.ends) + 7 * 86400000
 if fresh_state then redis.call('PEXPIREAT', st_key, string.format('%d', expire_at)) end
-if seen_reset then redis.call('PEXPIREAT', seen_key, string.format('%d', expire_at)) end
+if seen_written then redis.call('PEXPIREAT', seen_key, string.format('%d', expire_at)) end
 if #accepted > 0 then
+  -- The fixes as they came, unless some were duplicates: no second packing.
+  local packed = #accepted == #fixes and ARGV[4] or cmsgpack.pack(accepted)
   redis.call('XADD', pings_key, '*', 'dev', cfg.dev, 'ord', cfg.order, 'case', cfg.case or '',
-             'rx', string.format('%d', now_ms), 'd', cmsgpack.pack(accepted))
+             'rx', string.format('%d', now_ms), 'd', packed)
 end
 return {'ok', #accepted, duplicates, events, crossings and cmsgpack.pack({applied, previous}) or ''}
