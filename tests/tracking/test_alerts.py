@@ -327,6 +327,18 @@ async def test_a_zone_change_is_in_force_from_the_next_upload(rig: Rig) -> None:
     assert await rig.raised(device) == ["exclusion_zone_entered"]
 
 
+async def test_new_zones_are_evaluated_where_a_fix_reads_as_the_old_zones_settled_state(rig: Rig) -> None:
+    """A fix whose evidence matches every zone's settled state skips the zones: that shortcut
+    belongs to the zones it was worked out for. Outside an exclusion zone, then outside an
+    inclusion zone that replaced it, reads "O" both times, and must still leave the new zone."""
+    device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [400, 400, 400])
+    await rig.publish(device, zones=[circle(2, "inclusion")])
+    await walk(rig, device, t0 + 30_000, [400, 400])
+    assert await rig.raised(device) == ["inclusion_zone_left"]
+
+
 async def test_a_device_without_an_active_order_is_refused_and_nothing_is_stored(rig: Rig) -> None:
     unassigned = await rig.device(order_id=None)
     with pytest.raises(Forbidden):

@@ -8,24 +8,36 @@
 -- latest upload), rlw/rlc (the minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
 -- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
--- c:<kind>:<zone> (an open condition: the id of the alert that opened it).
+-- zq (the evidence of a fix that would change no zone's state, see ingest.lua; publish.lua
+-- drops it with the configuration it was worked out for), and c:<kind>:<zone> (an open
+-- condition: the id of the alert that opened it).
 local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
--- The configuration's fields (tracking/publishing.py config_fields, plus ver and pub) and its
--- zones. A script reads them with read_config(); the ingest script is handed them by a caller
--- that holds the same version (use_config), which saves reading the hash on the hot path.
+-- The configuration's fields (tracking/publishing.py config_fields, plus ver and pub). A script
+-- reads them with read_config(); the ingest script is handed them by a caller that holds the
+-- same version (use_config), which saves reading the hash on the hot path.
 local FIELDS = {'ver', 'order', 'case', 'unit', 'start', 'ends', 'ivl', 'zones', 'N', 'T',
                 'lowb', 'critb', 'locT', 'sigbuf', 'dev', 'pub'}
-local cfg, zones = {}, {}
+local cfg, zones = {}, nil
 
 local function use_config(fields)
   cfg = fields
-  for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
-    zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
+end
+
+-- The configuration's zones, in evidence order, parsed when first asked for: a fix that
+-- changes no zone's state needs none of them (parsing them was a sixth of the ingest script's
+-- time per single ping).
+local function config_zones()
+  if not zones then
+    zones = {}
+    for zid, kind in string.gmatch(cfg.zones or '', '(%d+):(%a)') do
+      zones[#zones + 1] = {id = zid, exclusion = (kind == 'x'), scheduled = (kind == 'c')}
+    end
   end
+  return zones
 end
 
 local function read_config()
@@ -90,6 +102,6 @@ local function zone_state(zid)
 end
 
 local function find_zone(zid)
-  for _, zone in ipairs(zones) do if zone.id == zid then return zone end end
+  for _, zone in ipairs(config_zones()) do if zone.id == zid then return zone end end
   return nil
 end

@@ -113,10 +113,10 @@ end
 
 -- The evidence of a fix that changes no zone: each zone's confirmed state, where no candidate
 -- is pending ('U', unknown, is never evidence). Most fixes of a settled subject are this, and
--- skip the zones one by one.
+-- skip the zones. Kept in the state (zq), so that such a fix does not even parse the zones.
 local function steady_evidence()
   local marks = {}
-  for i, zone in ipairs(zones) do
+  for i, zone in ipairs(config_zones()) do
     local z = zone_states[zone.id]
     local s, c = 'U', '-'
     if z then
@@ -142,8 +142,7 @@ local hseq = tonumber(st.hseq or '-1')
 -- A state written before runs were kept has none: its bitmap holds every number up to hseq.
 local run_start = st.rs or hseq + 1
 local latest = tonumber(st.lt or '-1')
-local crossings = false
-for _, zone in ipairs(zones) do crossings = crossings or zone.exclusion end
+local crossings = string.find(cfg.zones or '', ':x', 1, true) ~= nil
 local previous = crossings and st.vt and {st.vt, st.vlon, st.vlat, st.vseq} or nil
 
 -- Set the ring's bits of the numbers from .. to (fewer than WINDOW) to bit ('0' or '1'): SETBIT
@@ -176,7 +175,7 @@ local function set_numbers(first, last, bit)
 end
 
 local accepted, duplicates, applied = {}, 0, {}
-local steady, last_valid = nil, nil
+local steady, last_valid = st.zq, nil
 local fixes = cmsgpack.unpack(ARGV[4])
 for _, fix in ipairs(fixes) do
   local seq = fix[1]
@@ -218,7 +217,7 @@ for _, fix in ipairs(fixes) do
         clear('c:location_unavailable:', seq, t)
         steady = steady or steady_evidence()
         if string.upper(evidence) ~= steady then
-          for i, zone in ipairs(zones) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
+          for i, zone in ipairs(config_zones()) do step_zone(zone, string.sub(evidence, i, i), seq, t) end
           steady = nil
         end
         last_valid = fix
@@ -263,6 +262,10 @@ put('hseq', hseq)
 if run_start ~= st.rs then put('rs', run_start) end
 put('lt', latest)
 save_zones()
+if zones then
+  steady = steady or steady_evidence()
+  if steady ~= st.zq then put('zq', steady) end
+end
 save_state()
 -- State outlives its order by a week at most, unless a renewal is published.
 local expire_at = tonumber(cfg.ends) + 7 * 86400000

@@ -33,6 +33,7 @@ if fields.order and fields.order ~= '' then
   local raw = redis.call('GET', KEYS[2])
   local state = raw and cmsgpack.unpack(raw) or {}
   state.cv = ARGV[1]
+  state.zq = nil -- worked out for the zones of the version before
   redis.call('SET', KEYS[2], cmsgpack.pack(state))
   redis.call('PEXPIREAT', KEYS[2], expire_at)
   redis.call('PEXPIREAT', KEYS[3], expire_at)
