@@ -3,11 +3,12 @@
 -- shard's hash tag, so one slot.
 --
 -- State fields: cv (the configuration's version, set by publish.lua), hseq (highest sequence
--- number seen), rs (where the run of numbers seen one by one up to hseq starts), lt (fix time of the latest fix the state machine applied), vt/vlon/vlat/vseq
--- (the latest valid applied fix), lv (time of the latest valid fix), rx (server time of the
--- latest upload), rlw/rlc (the minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
+-- number seen), rs (where the run of numbers seen one by one up to hseq starts), lt (fix time
+-- of the latest fix the state machine applied), vt/vlon/vlat/vseq (the latest valid applied
+-- fix), lv (time of the latest valid fix), rx (server time of the latest upload), rlw/rlc (the
+-- minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
 -- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
--- when the candidate has held, the fix time that set S, the candidate's sequence numbers), and
+-- when the candidate has held, the fix time that set S, the candidate's sequence numbers),
 -- zq (the evidence of a fix that would change no zone's state, see ingest.lua; publish.lua
 -- drops it with the configuration it was worked out for), and c:<kind>:<zone> (an open
 -- condition: the id of the alert that opened it).
