@@ -1,15 +1,15 @@
 """Benchmark: the ingest script's own cost per call in Redis, with nothing else on the machine's
 cores competing: a private Redis on a free port, --subjects subjects of 5 zones published and
 each reporting once, then --uploads uploads of random subjects through the real ingest (its
-pipelined script channel), of one fix each or --batch consecutive fixes, and Redis's
-`INFO commandstats` for EVALSHA. Run with
-several --subjects to see what a larger keyspace costs the same script; with --root, the
-tracking code of another checkout is measured instead (an A/B of two versions, in turn).
+pipelined script channel), of one fix each or of --batch consecutive fixes, and Redis's `INFO
+commandstats` for EVALSHA. Run with several --subjects to see what a larger keyspace costs the
+same script; with --root, the tracking code of another checkout is measured instead (an A/B of
+two versions, in turn).
 
     .venv/bin/python bench/script_cost.py                                  # 1,000 and 300,000
     .venv/bin/python bench/script_cost.py --subjects 1000 --root /tmp/old  # another checkout
     .venv/bin/python bench/script_cost.py --perf /tmp/perf                 # and Redis's profile
-    .venv/bin/python bench/script_cost.py --batch 500 --uploads 2000       # batches: µs per ping
+    .venv/bin/python bench/script_cost.py --batch 500 --uploads 2000       # batches: µs per fix
 
 With --perf DIR (Linux perf, as root) Redis's call stacks are sampled during each round's
 uploads into DIR/script-<subjects>s-round<n>.data (`perf report -i <file> --no-children`).
