@@ -80,18 +80,22 @@ local function loaded(zid)
   return z
 end
 
+-- A zone's confirmed state if no candidate is pending ('U' for a zone not seen yet), else nil;
+-- read without parsing the zone's whole state machine ("S|-|..."), which most fixes leave as is.
+local function settled(zid)
+  local z = zone_states[zid]
+  if z then return z.c == '-' and z.s or nil end
+  local raw = st['z:' .. zid]
+  if not raw then return 'U' end
+  return string.sub(raw, 3, 3) == '-' and string.sub(raw, 1, 1) or nil
+end
+
 -- Hysteresis: a state changes after N consecutive fixes, or T ms, of the same evidence;
 -- a fix in the band ("-") neither counts nor breaks the run.
 local function step_zone(zone, mark, seq, t)
   local evidence = string.upper(mark)
-  if evidence == '-' then return end
-  local z = zone_states[zone.id]
-  if not z then
-    -- Most fixes confirm the state with no candidate pending ("S|-|..."): nothing to parse.
-    local raw = st['z:' .. zone.id]
-    if raw and string.sub(raw, 1, 1) == evidence and string.sub(raw, 3, 3) == '-' then return end
-    z = loaded(zone.id)
-  end
+  if evidence == '-' or settled(zone.id) == evidence then return end
+  local z = loaded(zone.id)
   if evidence == z.s then
     if z.c ~= '-' then z.c, z.n, z.seqs, z.dirty = '-', 0, '', true end
     return
@@ -116,17 +120,7 @@ end
 -- skip the zones. Kept in the state (zq), so that such a fix does not even parse the zones.
 local function steady_evidence()
   local marks = {}
-  for i, zone in ipairs(config_zones()) do
-    local z = zone_states[zone.id]
-    local s, c = 'U', '-'
-    if z then
-      s, c = z.s, z.c
-    else
-      local raw = st['z:' .. zone.id]
-      if raw then s, c = string.sub(raw, 1, 1), string.sub(raw, 3, 3) end
-    end
-    marks[i] = c == '-' and s or '?'
-  end
+  for i, zone in ipairs(config_zones()) do marks[i] = settled(zone.id) or '?' end
   return table.concat(marks)
 end
 
@@ -142,6 +136,7 @@ local hseq = tonumber(st.hseq or '-1')
 -- A state written before runs were kept has none: its bitmap holds every number up to hseq.
 local run_start = st.rs or hseq + 1
 local latest = tonumber(st.lt or '-1')
+-- Any exclusion zone ("id:x" in the layout), found without parsing the zones.
 local crossings = string.find(cfg.zones or '', ':x', 1, true) ~= nil
 local previous = crossings and st.vt and {st.vt, st.vlon, st.vlat, st.vseq} or nil
 
