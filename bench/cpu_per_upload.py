@@ -13,8 +13,9 @@ DIR/redis-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then 
 Redis's own functions take the time, with few subjects and with many.
 
 Every subject settles before the phases (harness.settle, as in bench/tracking_ingest.py).
-Needs wrk and the Redis of scripts/lib.sh (REDIS_URL, or the local one); the servers run on
-this machine, traffic stays on 127.0.0.1. Results go to bench/results/.
+Each fleet is served from a Redis of its own (harness.start_redis; --shared-redis: both in the
+Redis of scripts/lib.sh, REDIS_URL or the local one). Needs wrk and redis-server; the servers run
+on this machine, traffic stays on 127.0.0.1. Results go to bench/results/.
 """
 
 from __future__ import annotations
@@ -26,7 +27,19 @@ import subprocess
 from pathlib import Path
 
 import redis
-from harness import SETTLING_UPLOADS, cpu_times, free_port, quiet, settle, start, stop, wrk
+from harness import (
+    SETTLING_UPLOADS,
+    RedisServer,
+    cpu_times,
+    free_port,
+    quiet,
+    settle,
+    start,
+    start_redis,
+    stop,
+    stop_redis,
+    wrk,
+)
 from reporting import facts, machine, write_results
 from tracking_ingest import REDIS_URL, Fleet, server_env
 
@@ -101,6 +114,11 @@ def main() -> int:
         "--connections", type=int, default=256, help="wrk's connections (the load's concurrency)"
     )
     parser.add_argument(
+        "--shared-redis",
+        action="store_true",
+        help="both fleets in the Redis of REDIS_URL, instead of a Redis of each fleet's own",
+    )
+    parser.add_argument(
         "--perf", type=Path, help="a directory for Redis's profile of each phase (Linux perf)"
     )
     args = parser.parse_args()
@@ -108,7 +126,8 @@ def main() -> int:
     env = server_env(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     fleets = [Fleet(args.subjects), Fleet(args.scale)]
     servers = []
-    client = redis.Redis.from_url(REDIS_URL)
+    redis_servers: list[RedisServer] = []
+    clients = {fleet.subjects: redis.Redis.from_url(REDIS_URL) for fleet in fleets}
     rows: dict[str, list[dict[str, float]]] = {LIMIT: []} | {f"{fleet.subjects:,}": [] for fleet in fleets}
     try:
         # The limit's CPU per request beside the ingest's: what an upload costs on top of HTTP.
@@ -117,20 +136,31 @@ def main() -> int:
         servers.append(limit_server)
         wrk(limit_port, args.subjects, 1, 3, args.connections)
         for fleet in fleets:
+            if not args.shared_redis:
+                redis_servers.append(start_redis())
+                fleet.redis_url = redis_servers[-1].url
+                clients[fleet.subjects] = redis.Redis.from_url(fleet.redis_url)
             fleet.publish(5)
             fleet.port = free_port()
             fleet_env = {
                 **env,
+                "REDIS_URL": fleet.redis_url,
                 "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
                 "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, fleet.subjects)),
             }
             servers.append(start("tracking.asgi:build", fleet.port, 2, fleet_env, ready_path="/health/ready"))
-            settle(fleet.port, fleet.subjects, args.connections, REDIS_URL, fleet.keyspace)
+            settle(fleet.port, fleet.subjects, args.connections, fleet.redis_url, fleet.keyspace)
             wrk(fleet.port, fleet.subjects, 1, 3, args.connections)  # connections and code paths warm
             print(f"{fleet.subjects:,} subjects ready", flush=True)
         for round_no in range(args.rounds):
+            # The limit uses no Redis: the first fleet's is read, to show that it stays idle.
             figures = phase(
-                limit_port, args.subjects, limit_server.pid, args.seconds, args.connections, client
+                limit_port,
+                args.subjects,
+                limit_server.pid,
+                args.seconds,
+                args.connections,
+                clients[args.subjects],
             )
             rows[LIMIT].append(figures)
             print(f"round {round_no + 1}, {LIMIT}: {figures}", flush=True)
@@ -138,7 +168,7 @@ def main() -> int:
                 profiler = None
                 if args.perf:
                     args.perf.mkdir(parents=True, exist_ok=True)
-                    redis_pid = client.info("server")["process_id"]
+                    redis_pid = clients[fleet.subjects].info("server")["process_id"]
                     out = args.perf / f"redis-{fleet.subjects}s-round{round_no + 1}.data"
                     profiler = subprocess.Popen(
                         ["perf", "record", "-F", "499", "-g", "-p", str(redis_pid), "-o", str(out)],
@@ -146,7 +176,12 @@ def main() -> int:
                         stderr=subprocess.DEVNULL,
                     )
                 figures = phase(
-                    fleet.port, fleet.subjects, server.pid, args.seconds, args.connections, client
+                    fleet.port,
+                    fleet.subjects,
+                    server.pid,
+                    args.seconds,
+                    args.connections,
+                    clients[fleet.subjects],
                 )
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
@@ -156,8 +191,13 @@ def main() -> int:
     finally:
         for server in servers:
             stop(server)
-        for fleet in fleets:
-            fleet.drop()
+        for client in clients.values():
+            client.close()
+        if args.shared_redis:
+            for fleet in fleets:
+                fleet.drop()
+        for redis_server in redis_servers:
+            stop_redis(redis_server)
     lines = [
         "| server | uploads/s | workers µs | Redis µs | script µs/call | wrk µs | CPUs idle |",
         "|---|---|---|---|---|---|---|",
@@ -176,6 +216,7 @@ def main() -> int:
             **facts("cpu_per_upload"),
             "seconds": args.seconds,
             "connections": args.connections,
+            "redis": "one shared by both fleets" if args.shared_redis else "a Redis of each fleet's own",
             "rounds": rows,
         },
         heading=f"CPU time per single-ping upload by process, {args.seconds:.0f} s phases, wrk with "

@@ -69,6 +69,54 @@ def start(
     raise RuntimeError(f"{app} did not start")
 
 
+@dataclass(frozen=True, slots=True)
+class RedisServer:
+    """A Redis of one fleet's own (start_redis)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis() -> RedisServer:
+    """A Redis on a free loopback port, set as the shared one of scripts/lib.sh is (no snapshot,
+    no AOF), for one fleet alone: a fleet measured in a Redis that also holds the other fleets'
+    keys is not measured on its own keyspace. In one Redis, a thousand subjects sat among 1.1
+    million (bench/run of 2026-11-27) and the million's keyspace cost fell on both alike."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (bench/run installs it)")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix=f"redis-{port}-")
+    # fmt: off
+    process = subprocess.Popen([
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+        "--save", "", "--appendonly", "no", "--logfile", os.path.join(workdir, "redis.log"),
+    ])
+    # fmt: on
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with redis.Redis(port=port, socket_timeout=2) as client:
+                client.ping()
+            return RedisServer(process, port, workdir)
+        except redis.ConnectionError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+def stop_redis(server: RedisServer) -> None:
+    stop(server.process)
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
 def all_ready(port: int, path: str, workers: int) -> bool:
     """Ready on enough fresh connections in a row that every worker's socket was reached."""
     for _ in range(8 * workers):

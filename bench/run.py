@@ -9,7 +9,8 @@ bench/run (the shell script beside this file) installs what the run needs, then 
   3. the peer, the design an integrator would build first: each ping inserted into
      PostgreSQL with PostGIS and the zones checked in SQL (bench/postgis_peer.py);
   4. scale: the ingest rates with 1,000, 100,000 and 1,000,000 monitored subjects (5 zones
-     each) in the same rounds, the ingest workers' resident memory, Redis bytes per subject;
+     each, each fleet in a Redis of its own) in the same rounds, the ingest workers' resident
+     memory, Redis bytes per subject;
   5. the officers' API under load: the demo city in a database of its own, both services and
      the tracking workers up, and locust (bench/locust/locustfile.py) driving its devices and
      --officers officers at once; p50/p99 of every officer operation.

@@ -15,7 +15,9 @@ differed by a third, more than the margins judged.
   4. with --peer, the peer (bench/postgis_peer.py: each ping inserted into PostgreSQL with
      PostGIS and the zones checked in SQL) under the same single pings and batches;
   5. with --scale N (repeatable), a tracking service holding N subjects (e.g. 1,000,000),
-     measured in the same rounds: its rates within 10 % of those with --subjects;
+     measured in the same rounds: its rates within 10 % of those with --subjects. Each fleet
+     lives in a Redis of its own (harness.start_redis), as each would in production: the
+     million's keyspace costs what it costs the million, not the thousand as well;
   6. Redis memory per monitored subject, and the ingest workers' resident memory;
   7. the persister: how fast the real persister drains everything the rounds queued into a
      freshly migrated PostgreSQL database (pings/s);
@@ -32,8 +34,9 @@ with any refused upload is marked INVALID instead of judged.
     .venv/bin/python bench/tracking_ingest.py --scale 1000000       # and 1,000,000: ~9 minutes more
     .venv/bin/python bench/tracking_ingest.py --peer                # and the PostGIS peer
 
-Needs wrk (Debian package "wrk"), the Redis and PostgreSQL of scripts/lib.sh (REDIS_URL and
-DATABASE_URL, or the local ones) and, for --peer, PostGIS in that PostgreSQL. bench/run installs
+Needs wrk (Debian package "wrk"), redis-server, the PostgreSQL of scripts/lib.sh (DATABASE_URL,
+or the local one) and, for --peer, PostGIS in that PostgreSQL; with --shared-redis every fleet
+goes into the Redis of REDIS_URL (or the local one) instead. bench/run installs
 all of them. Traffic stays on 127.0.0.1; every phase ends after --seconds. Results go to
 bench/results/.
 """
@@ -59,7 +62,19 @@ import asyncpg
 import msgspec
 import postgis_peer
 from fleet import DATA_KEY, ROOT, device_id_of, home_of, publish, secret_of, subject
-from harness import SETTLING_UPLOADS, create_database, free_port, quiet, settle, start, stop, wrk
+from harness import (
+    SETTLING_UPLOADS,
+    RedisServer,
+    create_database,
+    free_port,
+    quiet,
+    settle,
+    start,
+    start_redis,
+    stop,
+    stop_redis,
+    wrk,
+)
 from redis.asyncio import Redis
 from reporting import facts, largest_rss_mb, machine, percentile, write_results
 from tracking.contract import CircleShape
@@ -93,11 +108,11 @@ async def persist_backlog(redis: Redis, keyspace: KeySpace, dsn: str) -> dict[st
     return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds)}
 
 
-def run_persister(namespace: str, dsn: str) -> None:
+def run_persister(namespace: str, dsn: str, redis_url: str) -> None:
     """A persister in a process of its own, as `casemgr tracking workers` runs it, until killed."""
 
     async def persist_forever() -> None:
-        redis = Redis.from_url(REDIS_URL)
+        redis = Redis.from_url(redis_url)
         pool = await create_pool(app_url_from_owner_url(dsn, TRACKING_DB_ROLE), min_size=1, max_size=2)
         keyspace = KeySpace(SHARDS, namespace)
         consumer = StreamConsumer(
@@ -177,9 +192,10 @@ async def upload_one_ping_each(port: int, subjects: list[int]) -> None:
         writer.close()
 
 
-async def with_redis(work):  # type: ignore[no-untyped-def]
-    """`work(redis)` with a client of the run's Redis, closed afterwards."""
-    redis = Redis.from_url(REDIS_URL)
+async def with_redis(work, url: str = REDIS_URL):  # type: ignore[no-untyped-def]
+    """`work(redis)` with a client of the Redis at `url` (the run's shared one by default), closed
+    afterwards."""
+    redis = Redis.from_url(url)
     try:
         return await work(redis)
     finally:
@@ -353,10 +369,12 @@ class Load:
 
 
 class Fleet:
-    """One set of published subjects in a namespace of its own, and the server that ingests it."""
+    """One set of published subjects in a namespace of its own, in the Redis at `redis_url`, and
+    the server that ingests it."""
 
-    def __init__(self, subjects: int) -> None:
+    def __init__(self, subjects: int, redis_url: str = REDIS_URL) -> None:
         self.subjects = subjects
+        self.redis_url = redis_url
         self.keyspace = KeySpace(SHARDS, f"bench{uuid.uuid4().hex[:6]}")
         self.port = 0
         self.publish_s = 0.0
@@ -365,21 +383,27 @@ class Fleet:
         self.load = Load()
 
     def publish(self, zones: int) -> None:
-        seconds = asyncio.run(with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones)))
+        seconds = asyncio.run(
+            with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones), self.redis_url)
+        )
         self.publish_s = round(seconds, 1)
 
     def memory(self) -> dict[str, float]:
         return asyncio.run(  # type: ignore[no-any-return]
-            with_redis(lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port))
+            with_redis(
+                lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port), self.redis_url
+            )
         )
 
     def persist(self, dsn: str) -> dict[str, float]:
-        return asyncio.run(with_redis(lambda r: persist_backlog(r, self.keyspace, dsn)))  # type: ignore[no-any-return]
+        return asyncio.run(  # type: ignore[no-any-return]
+            with_redis(lambda r: persist_backlog(r, self.keyspace, dsn), self.redis_url)
+        )
 
     def latency_and_lag(self, rate: float, seconds: float, dsn: str) -> dict[str, float]:
         """Paced pings at `rate` with a persister running in a process of its own."""
         persister = multiprocessing.get_context("spawn").Process(
-            target=run_persister, args=(self.keyspace.namespace, dsn), daemon=True
+            target=run_persister, args=(self.keyspace.namespace, dsn, self.redis_url), daemon=True
         )
         persister.start()
 
@@ -404,13 +428,13 @@ class Fleet:
             return figures
 
         try:
-            return asyncio.run(with_redis(paced))  # type: ignore[no-any-return]
+            return asyncio.run(with_redis(paced, self.redis_url))  # type: ignore[no-any-return]
         finally:
             persister.terminate()
             persister.join(10)
 
     def drop(self) -> None:
-        asyncio.run(with_redis(lambda r: drop_namespace(r, self.keyspace.namespace)))
+        asyncio.run(with_redis(lambda r: drop_namespace(r, self.keyspace.namespace), self.redis_url))
 
 
 async def postgis_available(admin_url: str) -> bool:
@@ -456,6 +480,8 @@ class Options:
     device_cache: int | None = None
     persist: bool = True
     peer: bool = False
+    # Each fleet in a Redis of its own (harness.start_redis), or all in the shared one.
+    shared_redis: bool = False
     # Before the rounds, every subject settles (harness.settle: its state exists and its zones
     # are confirmed, as in a fleet that has been running); cold: the rounds' uploads are then
     # mostly each subject's first.
@@ -483,6 +509,7 @@ def measure(o: Options) -> dict[str, object]:
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     fleets = [Fleet(o.subjects)] + [Fleet(n) for n in o.scales]
     main_fleet = fleets[0]
+    redis_servers: list[RedisServer] = []
     base_env = server_env(admin_url)
     result: dict[str, object] = {
         **facts("tracking_ingest"),
@@ -496,6 +523,7 @@ def measure(o: Options) -> dict[str, object]:
         "batch": o.batch,
         "connections": o.connections,
         "wrk_threads": os.cpu_count() or 1,
+        "redis": "one shared by every fleet" if o.shared_redis else "a Redis of each fleet's own",
         "server": "casemgr.serving (uvicorn, uvloop, httptools, a SO_REUSEPORT socket per worker)",
     }
     peer_port = 0
@@ -507,6 +535,9 @@ def measure(o: Options) -> dict[str, object]:
     servers = []
     try:
         for fleet in fleets:
+            if not o.shared_redis:
+                redis_servers.append(start_redis())
+                fleet.redis_url = redis_servers[-1].url
             fleet.publish(o.zones)
             print(f"published {fleet.subjects:,} subjects in {fleet.publish_s} s", flush=True)
         limit_port = free_port()
@@ -527,6 +558,7 @@ def measure(o: Options) -> dict[str, object]:
             started = time.perf_counter()
             env = {
                 **base_env,
+                "REDIS_URL": fleet.redis_url,
                 "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
                 "CASEMGR_TRACKING_DEVICE_CACHE": str(o.device_cache or max(200_000, fleet.subjects)),
             }
@@ -546,7 +578,9 @@ def measure(o: Options) -> dict[str, object]:
         if not o.cold:
             for fleet in fleets:
                 started = time.perf_counter()
-                uploads = settle(fleet.port, fleet.subjects, max(o.connections), REDIS_URL, fleet.keyspace)
+                uploads = settle(
+                    fleet.port, fleet.subjects, max(o.connections), fleet.redis_url, fleet.keyspace
+                )
                 fleet.warm_s = round(time.perf_counter() - started, 1)
                 print(
                     f"every one of {fleet.subjects:,} subjects reported {SETTLING_UPLOADS} times "
@@ -616,8 +650,11 @@ def measure(o: Options) -> dict[str, object]:
     finally:
         for server in servers:
             stop(server)
-        for fleet in fleets:
-            fleet.drop()
+        if o.shared_redis:
+            for fleet in fleets:
+                fleet.drop()
+        for redis_server in redis_servers:
+            stop_redis(redis_server)
     return result
 
 
@@ -800,6 +837,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--peer", action="store_true", help="also measure the PostGIS peer (needs PostGIS)")
     parser.add_argument(
+        "--shared-redis",
+        action="store_true",
+        help="every fleet in the Redis of REDIS_URL, instead of a Redis of each fleet's own",
+    )
+    parser.add_argument(
         "--cold",
         action="store_true",
         help="skip the sweeps that settle every subject before the rounds (harness.settle)",
@@ -817,6 +859,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         device_cache=args.device_cache,
         persist=args.persist,
         peer=args.peer,
+        shared_redis=args.shared_redis,
         cold=args.cold,
     )
 
