@@ -100,7 +100,7 @@ def start_redis() -> RedisServer:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with redis.Redis(port=port, socket_timeout=2) as client:
+            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) as client:
                 client.ping()
             return RedisServer(process, port, workdir)
         except redis.ConnectionError:

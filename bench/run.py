@@ -17,7 +17,7 @@ bench/run (the shell script beside this file) installs what the run needs, then 
 It writes bench/results/<date>-<host>.json (everything) and .md (the table, with the ratios
 project/limit and project/peer, and every target met or missed), and prints the table.
 
-    bench/run                 # the whole run: about 15 minutes on 2 cores
+    bench/run                 # the whole run: about 20 minutes on 2 cores
     bench/run --quick         # 1,000 and 10,000 subjects, shorter phases: about 3 minutes
 """
 
@@ -399,7 +399,7 @@ def main() -> int:
         subjects=1000,
         scales=[10_000] if args.quick else [100_000, 1_000_000],
         seconds=seconds,
-        rounds=1 if args.quick else 3,
+        rounds=1 if args.quick else 5,
         workers=args.workers,
         peer=True,
     )
