@@ -339,6 +339,56 @@ async def test_new_zones_are_evaluated_where_a_fix_reads_as_the_old_zones_settle
     assert await rig.raised(device) == ["inclusion_zone_left"]
 
 
+async def test_the_zones_states_are_kept_together_and_only_for_the_zones_configured(rig: Rig) -> None:
+    device = await rig.device(
+        [circle(1, "exclusion"), circle(2, "inclusion", radius_m=50)], thresholds=STRICT
+    )
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [400, 400])
+    assert await zone_states(rig, device) == ({"1", "2"}, set())
+    await rig.publish(device, zones=[circle(3, "exclusion")])
+    await walk(rig, device, t0 + 20_000, [0, 0])
+    assert await zone_states(rig, device) == ({"3"}, set())
+
+
+async def test_a_state_written_before_the_zones_were_kept_together_keeps_each_zones_state(rig: Rig) -> None:
+    """The script before kept each zone's state machine in a field of its own (z:<zone>); the
+    ingest reads those, so a subject inside an exclusion zone is still inside, and leaving it
+    raises exclusion_zone_left. The next change writes them together, the old fields gone."""
+    device = await rig.device([circle(1, "exclusion")], thresholds=STRICT)
+    t0 = now_ms() - 600_000
+    await walk(rig, device, t0, [0, 0])
+    assert await rig.raised(device) == ["exclusion_zone_entered"]
+    state_key = rig.keyspace.device(device.device_id).state
+    await rig.redis.eval(
+        "local st = cmsgpack.unpack(redis.call('GET', KEYS[1]));"
+        "for zid, value in pairs(cmsgpack.unpack(st.zs)) do st['z:' .. zid] = value end;"
+        "st.zs = nil; st.zq = nil;"
+        "redis.call('SET', KEYS[1], cmsgpack.pack(st), 'KEEPTTL')",
+        1,
+        state_key,
+    )
+    assert await zone_states(rig, device) == (set(), {"z:1"})
+    await walk(rig, device, t0 + 20_000, [400, 400])
+    assert await rig.raised(device) == ["exclusion_zone_entered", "exclusion_zone_left"]
+    assert await zone_states(rig, device) == ({"1"}, set())
+
+
+async def zone_states(rig: Rig, device: Device) -> tuple[set[str], set[str]]:
+    """The zones in the state's packed map (zs), and the state's fields of one zone each (z:<zone>,
+    as the script before wrote them). Read by Lua: zs is MessagePack inside a MessagePack string."""
+    in_map, own_fields = await rig.redis.eval(
+        "local st = cmsgpack.unpack(redis.call('GET', KEYS[1]));"
+        "local in_map, own = {}, {};"
+        "for zid in pairs(st.zs and cmsgpack.unpack(st.zs) or {}) do in_map[#in_map + 1] = zid end;"
+        "for name in pairs(st) do if string.sub(name, 1, 2) == 'z:' then own[#own + 1] = name end end;"
+        "return {in_map, own}",
+        1,
+        rig.keyspace.device(device.device_id).state,
+    )
+    return {z.decode() for z in in_map}, {f.decode() for f in own_fields}
+
+
 async def test_a_device_without_an_active_order_is_refused_and_nothing_is_stored(rig: Rig) -> None:
     unassigned = await rig.device(order_id=None)
     with pytest.raises(Forbidden):

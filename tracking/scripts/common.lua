@@ -6,10 +6,10 @@
 -- number seen), rs (where the run of numbers seen one by one up to hseq starts), lt (fix time
 -- of the latest fix the state machine applied), vt/vlon/vlat/vseq (the latest valid applied
 -- fix), lv (time of the latest valid fix), rx (server time of the latest upload), rlw/rlc (the
--- minute and the count of the device's uploads in it), z:<zone> (a zone's state machine:
--- "S|C|n|since|changed|seqs": confirmed state U/I/O, candidate -/I/O, how many fixes and since
--- when the candidate has held, the fix time that set S, the candidate's sequence numbers),
--- zq (the evidence of a fix that would change no zone's state, see ingest.lua; publish.lua
+-- minute and the count of the device's uploads in it), zs (the zones' state machines, by zone
+-- id, as one packed map, see zone_states; each "S|C|n|since|changed|seqs": confirmed state
+-- U/I/O, candidate -/I/O, how many fixes and since when the candidate has held, the fix time
+-- that set S, the candidate's sequence numbers), zq (the evidence of a fix that would change no zone's state, see ingest.lua; publish.lua
 -- drops it with the configuration it was worked out for), and c:<kind>:<zone> (an open
 -- condition: the id of the alert that opened it).
 local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -95,8 +95,37 @@ local function clear(condition, fixes, at)
   emit(kind, 'info', 'clear', event_id, zone, fixes, at, '')
 end
 
+-- The zones' state machines ride in the state as one packed map (zs): an upload that changes
+-- no zone, as most do, carries it through as one string instead of unpacking and packing a
+-- field per zone. Unpacked when first asked for.
+local zone_map = nil
+local function zone_states()
+  if not zone_map then
+    if st.zs then
+      zone_map = cmsgpack.unpack(st.zs)
+    else
+      -- A state written before zs kept each zone in a field of its own, z:<zone>.
+      zone_map = {}
+      for name, value in pairs(st) do
+        local zid = string.match(name, '^z:(%d+)$')
+        if zid then zone_map[zid] = value end
+      end
+    end
+  end
+  return zone_map
+end
+
+-- Write the zones' state machines back into the state, without the fields of a state from
+-- before zs.
+local function put_zone_states()
+  for name in pairs(st) do
+    if string.sub(name, 1, 2) == 'z:' then st[name] = nil end
+  end
+  put('zs', cmsgpack.pack(zone_states()))
+end
+
 local function zone_state(zid)
-  local value = st['z:' .. zid]
+  local value = zone_states()[zid]
   if not value then return 'U', '-', 0, 0, -1, '' end
   local s, c, n, since, changed, seqs = string.match(value, '^(%a)|(.)|(%d+)|(%-?%d+)|(%-?%d+)|(.*)$')
   return s, c, tonumber(n), tonumber(since), tonumber(changed), seqs

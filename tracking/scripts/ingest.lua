@@ -69,13 +69,13 @@ local function on_transition(zone, old, new, active, seqs, seq, t)
 end
 
 -- Zone states are read once per call, changed in memory fix by fix, and written once.
-local zone_states = {}
+local machines = {}
 local function loaded(zid)
-  local z = zone_states[zid]
+  local z = machines[zid]
   if not z then
     local s, c, n, since, changed, seqs = zone_state(zid)
     z = {s = s, c = c, n = n, since = since, changed = changed, seqs = seqs, dirty = false}
-    zone_states[zid] = z
+    machines[zid] = z
   end
   return z
 end
@@ -83,9 +83,9 @@ end
 -- A zone's confirmed state if no candidate is pending ('U' for a zone not seen yet), else nil;
 -- read without parsing the zone's whole state machine ("S|-|..."), which most fixes leave as is.
 local function settled(zid)
-  local z = zone_states[zid]
+  local z = machines[zid]
   if z then return z.c == '-' and z.s or nil end
-  local raw = st['z:' .. zid]
+  local raw = zone_states()[zid]
   if not raw then return 'U' end
   return string.sub(raw, 3, 3) == '-' and string.sub(raw, 1, 1) or nil
 end
@@ -125,10 +125,21 @@ local function steady_evidence()
 end
 
 local function save_zones()
-  for zid, z in pairs(zone_states) do
+  local changed = false
+  for zid, z in pairs(machines) do
     if z.dirty then
-      put('z:' .. zid, z.s .. '|' .. z.c .. '|' .. z.n .. '|' .. z.since .. '|' .. z.changed .. '|' .. z.seqs)
+      zone_states()[zid] = z.s .. '|' .. z.c .. '|' .. z.n .. '|' .. z.since .. '|' .. z.changed .. '|' .. z.seqs
+      changed = true
     end
+  end
+  if changed then
+    -- A zone no longer configured leaves the state with the next change of another.
+    local configured = {}
+    for _, zone in ipairs(config_zones()) do configured[zone.id] = true end
+    for zid in pairs(zone_states()) do
+      if not configured[zid] then zone_states()[zid] = nil end
+    end
+    put_zone_states()
   end
 end
 
