@@ -27,19 +27,7 @@ import subprocess
 from pathlib import Path
 
 import redis
-from harness import (
-    SETTLING_UPLOADS,
-    RedisServer,
-    cpu_times,
-    free_port,
-    quiet,
-    settle,
-    start,
-    start_redis,
-    stop,
-    stop_redis,
-    wrk,
-)
+from harness import SETTLING_UPLOADS, cpu_times, free_port, quiet, settle, start, stop, wrk
 from reporting import facts, machine, write_results
 from tracking_ingest import REDIS_URL, Fleet, server_env
 
@@ -126,7 +114,6 @@ def main() -> int:
     env = server_env(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     fleets = [Fleet(args.subjects), Fleet(args.scale)]
     servers = []
-    redis_servers: list[RedisServer] = []
     clients = {fleet.subjects: redis.Redis.from_url(REDIS_URL) for fleet in fleets}
     rows: dict[str, list[dict[str, float]]] = {LIMIT: []} | {f"{fleet.subjects:,}": [] for fleet in fleets}
     try:
@@ -137,8 +124,7 @@ def main() -> int:
         wrk(limit_port, args.subjects, 1, 3, args.connections)
         for fleet in fleets:
             if not args.shared_redis:
-                redis_servers.append(start_redis())
-                fleet.redis_url = redis_servers[-1].url
+                fleet.use_own_redis()
                 clients[fleet.subjects] = redis.Redis.from_url(fleet.redis_url)
             fleet.publish(5)
             fleet.port = free_port()
@@ -193,11 +179,8 @@ def main() -> int:
             stop(server)
         for client in clients.values():
             client.close()
-        if args.shared_redis:
-            for fleet in fleets:
-                fleet.drop()
-        for redis_server in redis_servers:
-            stop_redis(redis_server)
+        for fleet in fleets:
+            fleet.drop()
     lines = [
         "| server | uploads/s | workers µs | Redis µs | script µs/call | wrk µs | CPUs idle |",
         "|---|---|---|---|---|---|---|",

@@ -375,12 +375,18 @@ class Fleet:
     def __init__(self, subjects: int, redis_url: str = REDIS_URL) -> None:
         self.subjects = subjects
         self.redis_url = redis_url
+        self.redis_server: RedisServer | None = None
         self.keyspace = KeySpace(SHARDS, f"bench{uuid.uuid4().hex[:6]}")
         self.port = 0
         self.publish_s = 0.0
         self.start_s = 0.0
         self.warm_s: float | None = None
         self.load = Load()
+
+    def use_own_redis(self) -> None:
+        """Keep the fleet in a Redis of its own (harness.start_redis), started now."""
+        self.redis_server = start_redis()
+        self.redis_url = self.redis_server.url
 
     def publish(self, zones: int) -> None:
         seconds = asyncio.run(
@@ -434,6 +440,11 @@ class Fleet:
             persister.join(10)
 
     def drop(self) -> None:
+        """Leave nothing of the fleet: its own Redis stopped, or its keys taken out of the shared one."""
+        if self.redis_server is not None:
+            stop_redis(self.redis_server)
+            self.redis_server = None
+            return
         asyncio.run(with_redis(lambda r: drop_namespace(r, self.keyspace.namespace), self.redis_url))
 
 
@@ -509,7 +520,6 @@ def measure(o: Options) -> dict[str, object]:
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     fleets = [Fleet(o.subjects)] + [Fleet(n) for n in o.scales]
     main_fleet = fleets[0]
-    redis_servers: list[RedisServer] = []
     base_env = server_env(admin_url)
     result: dict[str, object] = {
         **facts("tracking_ingest"),
@@ -536,8 +546,7 @@ def measure(o: Options) -> dict[str, object]:
     try:
         for fleet in fleets:
             if not o.shared_redis:
-                redis_servers.append(start_redis())
-                fleet.redis_url = redis_servers[-1].url
+                fleet.use_own_redis()
             fleet.publish(o.zones)
             print(f"published {fleet.subjects:,} subjects in {fleet.publish_s} s", flush=True)
         limit_port = free_port()
@@ -655,11 +664,8 @@ def measure(o: Options) -> dict[str, object]:
     finally:
         for server in servers:
             stop(server)
-        if o.shared_redis:
-            for fleet in fleets:
-                fleet.drop()
-        for redis_server in redis_servers:
-            stop_redis(redis_server)
+        for fleet in fleets:
+            fleet.drop()
     return result
 
 
