@@ -128,7 +128,8 @@ local function save_zones()
   local changed = false
   for zid, z in pairs(machines) do
     if z.dirty then
-      zone_states()[zid] = z.s .. '|' .. z.c .. '|' .. z.n .. '|' .. z.since .. '|' .. z.changed .. '|' .. z.seqs
+      zone_states()[zid] =
+        z.s .. '|' .. z.c .. '|' .. z.n .. '|' .. z.since .. '|' .. z.changed .. '|' .. z.seqs
       changed = true
     end
   end
