@@ -29,7 +29,7 @@ from pathlib import Path
 import redis
 from harness import SETTLING_UPLOADS, cpu_times, free_port, quiet, settle, start, stop, wrk
 from reporting import facts, machine, write_results
-from tracking_ingest import REDIS_URL, Fleet, server_env
+from tracking_ingest import Fleet, server_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LIMIT = "empty Litestar POST"
@@ -114,7 +114,7 @@ def main() -> int:
     env = server_env(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     fleets = [Fleet(args.subjects), Fleet(args.scale)]
     servers = []
-    clients = {fleet.subjects: redis.Redis.from_url(REDIS_URL) for fleet in fleets}
+    clients: dict[int, redis.Redis] = {}
     rows: dict[str, list[dict[str, float]]] = {LIMIT: []} | {f"{fleet.subjects:,}": [] for fleet in fleets}
     try:
         # The limit's CPU per request beside the ingest's: what an upload costs on top of HTTP.
@@ -125,7 +125,7 @@ def main() -> int:
         for fleet in fleets:
             if not args.shared_redis:
                 fleet.use_own_redis()
-                clients[fleet.subjects] = redis.Redis.from_url(fleet.redis_url)
+            clients[fleet.subjects] = redis.Redis.from_url(fleet.redis_url)
             fleet.publish(5)
             fleet.port = free_port()
             fleet_env = {

@@ -369,12 +369,12 @@ class Load:
 
 
 class Fleet:
-    """One set of published subjects in a namespace of its own, in the Redis at `redis_url`, and
-    the server that ingests it."""
+    """One set of published subjects in a namespace of its own, in the shared Redis or one of its
+    own (use_own_redis), and the server that ingests it."""
 
-    def __init__(self, subjects: int, redis_url: str = REDIS_URL) -> None:
+    def __init__(self, subjects: int) -> None:
         self.subjects = subjects
-        self.redis_url = redis_url
+        self.redis_url = REDIS_URL
         self.redis_server: RedisServer | None = None
         self.keyspace = KeySpace(SHARDS, f"bench{uuid.uuid4().hex[:6]}")
         self.port = 0
@@ -388,23 +388,21 @@ class Fleet:
         self.redis_server = start_redis()
         self.redis_url = self.redis_server.url
 
+    def _with_redis(self, work):  # type: ignore[no-untyped-def]
+        """`work(redis)` run to its end with a client of the fleet's Redis."""
+        return asyncio.run(with_redis(work, self.redis_url))
+
     def publish(self, zones: int) -> None:
-        seconds = asyncio.run(
-            with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones), self.redis_url)
-        )
+        seconds = self._with_redis(lambda r: publish(r, self.keyspace, self.subjects, zones))
         self.publish_s = round(seconds, 1)
 
     def memory(self) -> dict[str, float]:
-        return asyncio.run(  # type: ignore[no-any-return]
-            with_redis(
-                lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port), self.redis_url
-            )
+        return self._with_redis(  # type: ignore[no-any-return]
+            lambda r: memory_per_subject(r, self.keyspace, self.subjects, self.port)
         )
 
     def persist(self, dsn: str) -> dict[str, float]:
-        return asyncio.run(  # type: ignore[no-any-return]
-            with_redis(lambda r: persist_backlog(r, self.keyspace, dsn), self.redis_url)
-        )
+        return self._with_redis(lambda r: persist_backlog(r, self.keyspace, dsn))  # type: ignore[no-any-return]
 
     def latency_and_lag(self, rate: float, seconds: float, dsn: str) -> dict[str, float]:
         """Paced pings at `rate` with a persister running in a process of its own."""
@@ -434,7 +432,7 @@ class Fleet:
             return figures
 
         try:
-            return asyncio.run(with_redis(paced, self.redis_url))  # type: ignore[no-any-return]
+            return self._with_redis(paced)  # type: ignore[no-any-return]
         finally:
             persister.terminate()
             persister.join(10)
@@ -445,7 +443,7 @@ class Fleet:
             stop_redis(self.redis_server)
             self.redis_server = None
             return
-        asyncio.run(with_redis(lambda r: drop_namespace(r, self.keyspace.namespace), self.redis_url))
+        self._with_redis(lambda r: drop_namespace(r, self.keyspace.namespace))
 
 
 async def postgis_available(admin_url: str) -> bool:
