@@ -39,6 +39,16 @@ class ShardKeys:
     def deadlines(self) -> str:
         return f"{self.tag}:due"
 
+    def deadlines_of_second(self, second: int) -> str:
+        """The no_signal deadlines that fall in one second (Unix time), until the watchdog moves
+        them into `deadlines` when the second begins (scripts/ingest.lua says why)."""
+        return f"{self.deadlines}:{second}"
+
+    @property
+    def deadlines_next_second(self) -> str:
+        """The first second whose set the watchdog has not yet moved (scripts/claim.lua)."""
+        return f"{self.deadlines}:next"
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceKeys:

@@ -1,10 +1,12 @@
 """The watchdog: alerts that time raises, not uploads (no_signal, curfew start, curfew end).
 
-Each shard keeps its deadlines in one sorted set scored by due time: an upload pushes its
-device's no_signal deadline forward, publishing a configuration schedules the first curfew
-start (plus grace) and end of each scheduled zone, and every handled curfew deadline schedules
-the next. A tick asks each shard only for what is due, so its work grows with the number of
-deadlines due, not with the number of subjects. Deadlines are leased while handled: a watchdog
+Each shard keeps its deadlines in one sorted set scored by due time: publishing a
+configuration schedules the first curfew start (plus grace) and end of each scheduled zone, and
+every handled curfew deadline schedules the next. An upload pushes its device's no_signal
+deadline forward into a set of the second it falls in, which joins the sorted set when that
+second begins (scripts/ingest.lua says why). A tick asks each shard only for the seconds gone by
+and what is due, so its work grows with the number of deadlines due, not with the number of
+subjects. Deadlines are leased while handled: a watchdog
 that dies mid-tick leaves them to the next one.
 """
 
@@ -41,11 +43,13 @@ class Watchdog:
         done: dict[str, int] = {}
         for shard in self.keyspace.all_shards():
             while True:
-                due = await self.scripts.claim(keys=[shard.deadlines], args=[self.batch, self.lease_ms])
+                caught_up, *due = await self.scripts.claim(
+                    keys=[shard.deadlines], args=[self.batch, self.lease_ms]
+                )
                 for member, score in zip(due[::2], due[1::2], strict=True):
                     action = await self._handle(member.decode(), int(float(score)))
                     done[action] = done.get(action, 0) + 1
-                if len(due) < 2 * self.batch:
+                if caught_up and len(due) < 2 * self.batch:
                     break
         return done
 

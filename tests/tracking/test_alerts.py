@@ -414,6 +414,62 @@ async def test_the_watchdog_handles_only_what_is_due_however_many_subjects_there
     assert await rig.alerts() == []
 
 
+async def seconds_holding_no_signal(rig: Rig, device: Device, around_ms: tuple[int, int]) -> list[int]:
+    """The seconds, from around_ms[0] to around_ms[1], whose set holds the device's no_signal deadline."""
+    shard = rig.keyspace.device(device.device_id).shard
+    seconds = range(around_ms[0] // 1000, around_ms[1] // 1000 + 1)
+    return [
+        second
+        for second in seconds
+        if await rig.redis.sismember(shard.deadlines_of_second(second), f"ns|{device.device_id}")
+    ]
+
+
+async def test_uploads_move_the_no_signal_deadline_between_sets_of_a_second_not_in_the_sorted_set(
+    rig: Rig,
+) -> None:
+    device = await rig.device(interval_s=60)  # due 60 s plus the 120 s buffer after an upload
+    shard = rig.keyspace.device(device.device_id).shard
+    member = f"ns|{device.device_id}"
+    assert await rig.redis.zscore(shard.deadlines, member) is not None  # published: sorted set
+    held = []
+    for _ in range(2):
+        before = now_ms()
+        await rig.upload(device, device.ping(before - 1000, *at(0)))
+        span = (before + 180_000, now_ms() + 180_000)
+        held.append(await seconds_holding_no_signal(rig, device, span))
+        await asyncio.sleep(1.05)  # the next upload's deadline falls in a later second
+    assert await rig.redis.zscore(shard.deadlines, member) is None
+    assert [len(seconds) for seconds in held] == [1, 1]
+    assert held[1][0] > held[0][0]
+    assert not await rig.redis.exists(shard.deadlines_of_second(held[0][0]))  # left, not copied
+    # Publishing again puts it back in the sorted set alone, counted from the last upload.
+    await rig.publish(device)
+    assert await rig.redis.zscore(shard.deadlines, member) is not None
+    assert not await rig.redis.exists(shard.deadlines_of_second(held[1][0]))
+
+
+async def test_a_watchdog_away_for_hours_catches_up_on_every_second_it_missed(rig: Rig) -> None:
+    device = await rig.device(interval_s=1, thresholds=Thresholds(signal_buffer_seconds=0))
+    shard = rig.keyspace.device(device.device_id).shard
+    before = now_ms()
+    await rig.upload(device, device.ping(before - 1000, *at(0)))
+    [second] = await seconds_holding_no_signal(rig, device, (before, now_ms() + 1000))
+    await asyncio.sleep(1.2)  # the device is dark now
+    # As if the deadline had come due 40 minutes ago and the watchdog had been gone for two hours:
+    # more seconds than one claim looks at (an hour).
+    away = second - 2400
+    await rig.redis.smove(
+        shard.deadlines_of_second(second), shard.deadlines_of_second(away), f"ns|{device.device_id}"
+    )
+    await rig.redis.set(shard.deadlines_next_second, away - 4800)
+    watchdog = Watchdog(rig.redis, rig.scripts, rig.keyspace)
+    assert await watchdog.tick() == {"raised": 1}
+    assert await rig.raised(device) == ["no_signal"]
+    assert int(await rig.redis.get(shard.deadlines_next_second)) > second
+    assert not await rig.redis.exists(shard.deadlines_of_second(away))
+
+
 async def test_the_end_of_a_curfew_closes_its_open_conditions(rig: Rig) -> None:
     home = circle(3, "inclusion", radius_m=150, schedule=curfew_running_now())
     device = await rig.device([home], thresholds=STRICT)

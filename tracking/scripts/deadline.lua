@@ -22,6 +22,10 @@ if kind == 'ns' then
     raise('c:no_signal:', 'no_signal', 'serious', nil, '', now_ms, 'w' .. now_ms)
     redis.call('ZREM', due_key, member) -- the next upload schedules it again
     result = 'raised'
+  elseif st.nsb and st.nsb * 1000 > now_ms then
+    -- An upload since has put it in the set of a second still ahead (ingest.lua).
+    redis.call('ZREM', due_key, member)
+    result = 'later'
   else
     redis.call('ZADD', due_key, deadline, member)
     result = 'later'

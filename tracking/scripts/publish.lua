@@ -34,6 +34,12 @@ if fields.order and fields.order ~= '' then
   local state = raw and cmsgpack.unpack(raw) or {}
   state.cv = ARGV[1]
   state.zq = nil -- worked out for the zones of the version before
+  -- The no_signal deadline, worked out again below, goes to the sorted set; the next upload
+  -- takes it from there (ingest.lua).
+  if state.nsb then
+    redis.call('SREM', KEYS[4] .. ':' .. string.format('%d', state.nsb), 'ns|' .. fields.dev)
+    state.nsb = nil
+  end
   redis.call('SET', KEYS[2], cmsgpack.pack(state))
   redis.call('PEXPIREAT', KEYS[2], expire_at)
   redis.call('PEXPIREAT', KEYS[3], expire_at)
