@@ -449,6 +449,31 @@ async def test_uploads_move_the_no_signal_deadline_between_sets_of_a_second_not_
     assert not await rig.redis.exists(shard.deadlines_of_second(held[1][0]))
 
 
+async def test_a_no_signal_deadline_stays_in_one_place_across_a_new_order_and_a_stray_copy(rig: Rig) -> None:
+    device = await rig.device(interval_s=60)
+    shard = rig.keyspace.device(device.device_id).shard
+    member = f"ns|{device.device_id}"
+
+    async def upload() -> list[int]:
+        before = now_ms()
+        await rig.upload(device, device.ping(before - 1000, *at(0)))
+        return await seconds_holding_no_signal(rig, device, (before + 180_000, now_ms() + 180_000))
+
+    [first] = await upload()
+    # A new order starts the subject's state afresh: the deadline of the old one's upload goes too.
+    await rig.publish(device, order_id=200)
+    assert await rig.redis.zscore(shard.deadlines, member) is not None
+    assert not await rig.redis.exists(shard.deadlines_of_second(first))
+    await asyncio.sleep(1.05)
+    [second] = await upload()
+    assert await rig.redis.zscore(shard.deadlines, member) is None
+    # A copy in the sorted set that comes due while an upload's set holds the deadline is dropped.
+    await rig.redis.zadd(shard.deadlines, {member: now_ms() - 1})
+    assert await Watchdog(rig.redis, rig.scripts, rig.keyspace).tick() == {"later": 1}
+    assert await rig.redis.zscore(shard.deadlines, member) is None
+    assert await rig.redis.sismember(shard.deadlines_of_second(second), member)
+
+
 async def test_a_watchdog_away_for_hours_catches_up_on_every_second_it_missed(rig: Rig) -> None:
     device = await rig.device(interval_s=1, thresholds=Thresholds(signal_buffer_seconds=0))
     shard = rig.keyspace.device(device.device_id).shard

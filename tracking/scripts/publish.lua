@@ -2,8 +2,9 @@
 -- 5 the whole configuration (msgpack, ARGV[4]).
 -- ARGV: 1 version (from one database sequence), 2 fields (msgpack map) or '' to remove the
 -- device, 3 schedule deadlines (msgpack list of [member, ms]), 4 the whole configuration
--- (msgpack, for the ingest workers; Lua's msgpack cannot read its binary fields, so it rides apart). An older version than the one
--- in place is ignored, so publishers racing after their commits cannot go back in time.
+-- (msgpack, for the ingest workers; Lua's msgpack cannot read its binary fields, so it rides
+-- apart). An older version than the one in place is ignored, so publishers racing after their
+-- commits cannot go back in time.
 -- Returns 1 if applied, 0 if stale.
 local current = redis.call('HGET', KEYS[1], 'ver')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
@@ -16,10 +17,19 @@ if ARGV[2] == '' then
   return 1
 end
 local fields = cmsgpack.unpack(ARGV[2])
+local raw = redis.call('GET', KEYS[2])
+local state = raw and cmsgpack.unpack(raw) or {}
+-- The no_signal deadline is worked out again below, into the sorted set, where the next upload
+-- takes it from (ingest.lua): out of the set of a second an upload put it in.
+if state.nsb then
+  redis.call('SREM', KEYS[4] .. ':' .. string.format('%d', state.nsb), 'ns|' .. fields.dev)
+  state.nsb = nil
+end
 local previous_order = redis.call('HGET', KEYS[1], 'order') or ''
 if previous_order ~= (fields.order or '') then
   -- Another order (or none): its subject's state starts afresh.
   redis.call('DEL', KEYS[2], KEYS[3])
+  state = {}
 end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[5], ARGV[4])
@@ -30,16 +40,8 @@ if fields.order and fields.order ~= '' then
   local expire_at = tonumber(fields.ends) + 7 * 86400000
   -- The state carries the configuration's version, so that an upload reads one key to check
   -- it (each key read costs a cache miss or two once a Redis holds a million subjects).
-  local raw = redis.call('GET', KEYS[2])
-  local state = raw and cmsgpack.unpack(raw) or {}
   state.cv = ARGV[1]
   state.zq = nil -- worked out for the zones of the version before
-  -- The no_signal deadline, worked out again below, goes to the sorted set; the next upload
-  -- takes it from there (ingest.lua).
-  if state.nsb then
-    redis.call('SREM', KEYS[4] .. ':' .. string.format('%d', state.nsb), 'ns|' .. fields.dev)
-    state.nsb = nil
-  end
   redis.call('SET', KEYS[2], cmsgpack.pack(state))
   redis.call('PEXPIREAT', KEYS[2], expire_at)
   redis.call('PEXPIREAT', KEYS[3], expire_at)
