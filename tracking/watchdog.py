@@ -6,8 +6,8 @@ every handled curfew deadline schedules the next. An upload pushes its device's 
 deadline forward into a set of the second it falls in, which joins the sorted set when that
 second begins (scripts/ingest.lua says why). A tick asks each shard only for the seconds gone by
 and what is due, so its work grows with the number of deadlines due, not with the number of
-subjects. Deadlines are leased while handled: a watchdog
-that dies mid-tick leaves them to the next one.
+subjects. Deadlines are leased while handled: a watchdog that dies mid-tick leaves them to the
+next one.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 -- U/I/O, candidate -/I/O, how many fixes and since when the candidate has held, the fix time
 -- that set S, the candidate's sequence numbers), zq (the evidence of a fix that would change
 -- no zone's state, see ingest.lua; publish.lua drops it with the configuration it was worked
--- out for), and c:<kind>:<zone> (an open condition: the id of the alert that opened it).
+-- out for), nsb (the second whose set holds the no_signal deadline, see ingest.lua), and
+-- c:<kind>:<zone> (an open condition: the id of the alert that opened it).
 local cfg_key, st_key, seen_key, pings_key, alerts_key, due_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local clock = redis.call('TIME')

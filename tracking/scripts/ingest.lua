@@ -42,8 +42,8 @@ local fresh_state = st.hseq == nil
 
 -- Every upload moves its device's no_signal deadline. It waits in a set of the second it falls
 -- in (due_key:<second>), not in the shard's sorted set: once the sorted set holds the deadlines of
--- tens of thousands of subjects, moving one member costs its skiplist's cache misses, about 8 µs
--- of this script at 300,000 subjects, against 1 µs at 1,000 (bench/script_cost.py). The watchdog
+-- tens of thousands of subjects, moving one member costs its skiplist's cache misses, 8-9 µs of
+-- this script at 300,000 subjects, against 1-2 µs at 1,000 (bench/script_cost.py). The watchdog
 -- moves a second's set into the sorted set when that second begins (claim.lua) and checks the
 -- exact time then (deadline.lua). st.nsb is the second of the set; once that second has begun,
 -- the member may have moved to the sorted set, or been handled.
