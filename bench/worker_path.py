@@ -6,7 +6,7 @@ a settled subject. With HTTP and Redis on the same two cores, what a million dev
 workers is lost in the host's noise (bench/cpu_per_upload.py: rounds from -4 to -37 % on one
 morning); here it stands alone. Each size runs in a process of its own, as a worker would.
 
-    .venv/bin/python bench/worker_path.py                          # 1,000 and 1,000,000, ~3 minutes
+    .venv/bin/python bench/worker_path.py                          # 1,000 and 1,000,000, ~2 minutes
     .venv/bin/python bench/worker_path.py --devices 1000 --devices 100000
 
 Results go to bench/results/.
@@ -126,7 +126,7 @@ def main() -> int:
     for devices in sizes:
         command = [sys.executable, __file__, "--one", str(devices), "--uploads", str(args.uploads)]
         output = subprocess.run([*command, "--rounds", str(args.rounds)], check=True, capture_output=True)
-        results[devices] = json.loads(output.stdout)
+        results[devices] = json.loads(output.stdout.splitlines()[-1])  # after anything logged
         print(f"{devices:,} devices: {results[devices]}", flush=True)
     lines = ["| devices | the worker's Python, µs per upload (rounds) |", "|---|---|"]
     for devices, rounds in results.items():
