@@ -6,11 +6,13 @@ machine's CPUs left idle. It is how the cost of a million subjects was traced to
 garbage collections, and then to the benchmark's own load (bench/wrk/pings.lua).
 
     .venv/bin/python bench/cpu_per_upload.py --scale 1000000     # about 5 minutes
-    .venv/bin/python bench/cpu_per_upload.py --perf /tmp/perf    # and Redis's profile per phase
+    .venv/bin/python bench/cpu_per_upload.py --perf /tmp/perf    # and profiles per phase
 
-With --perf DIR (Linux perf, as root) it also samples Redis's call stacks during each phase into
-DIR/redis-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then says which of
-Redis's own functions take the time, with few subjects and with many.
+With --perf DIR (Linux perf, as root) it also samples, during each phase, Redis's call stacks into
+DIR/redis-<subjects>s-round<n>.data and the ingest workers' own functions into
+DIR/workers-<subjects>s-round<n>.data: `perf report -i <file> --no-children` then says which
+functions take the time, with few subjects and with many (the workers' profile found the
+full collections walking a million devices' cache, tracking/device_cache.py).
 
 Every subject settles before the phases (harness.settle, as in bench/tracking_ingest.py).
 Each fleet is served from a Redis of its own (harness.start_redis; --shared-redis: both in the
@@ -107,7 +109,9 @@ def main() -> int:
         help="both fleets in the Redis of REDIS_URL, instead of a Redis of each fleet's own",
     )
     parser.add_argument(
-        "--perf", type=Path, help="a directory for Redis's profile of each phase (Linux perf)"
+        "--perf",
+        type=Path,
+        help="a directory for Redis's and the workers' profiles of each phase (Linux perf)",
     )
     args = parser.parse_args()
     # The ingest reads no table; its settings still need a database named.
@@ -151,16 +155,25 @@ def main() -> int:
             rows[LIMIT].append(figures)
             print(f"round {round_no + 1}, {LIMIT}: {figures}", flush=True)
             for fleet, server in zip(fleets, servers[1:], strict=True):
-                profiler = None
+                profilers = []
                 if args.perf:
                     args.perf.mkdir(parents=True, exist_ok=True)
                     redis_pid = clients[fleet.subjects].info("server")["process_id"]
-                    out = args.perf / f"redis-{fleet.subjects}s-round{round_no + 1}.data"
-                    profiler = subprocess.Popen(
-                        ["perf", "record", "-F", "499", "-g", "-p", str(redis_pid), "-o", str(out)],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
+                    # Redis's call stacks; the workers' own functions only (CPython keeps no frame
+                    # pointers, so their stacks would say little).
+                    for name, pids, graph in (
+                        ("redis", [redis_pid], ["-g"]),
+                        ("workers", workers_of(server.pid)[1:], []),
+                    ):
+                        out = args.perf / f"{name}-{fleet.subjects}s-round{round_no + 1}.data"
+                        command = ["perf", "record", "-F", "499", *graph, "-o", str(out)]
+                        profilers.append(
+                            subprocess.Popen(
+                                [*command, "-p", ",".join(map(str, pids))],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                            )
+                        )
                 figures = phase(
                     fleet.port,
                     fleet.subjects,
@@ -169,7 +182,7 @@ def main() -> int:
                     args.connections,
                     clients[fleet.subjects],
                 )
-                if profiler is not None:
+                for profiler in profilers:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(timeout=60)
                 rows[f"{fleet.subjects:,}"].append(figures)

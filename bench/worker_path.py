@@ -5,6 +5,8 @@ for uploads of random devices, against a script channel that answers at once as 
 a settled subject. With HTTP and Redis on the same two cores, what a million devices cost the
 workers is lost in the host's noise (bench/cpu_per_upload.py: rounds from -4 to -37 % on one
 morning); here it stands alone. Each size runs in a process of its own, as a worker would.
+It also times a full garbage collection of the worker's heap then (casemgr/collector.py runs one
+every ten minutes, every upload to the worker waiting for it).
 
     .venv/bin/python bench/worker_path.py                          # 1,000 and 1,000,000, ~2 minutes
     .venv/bin/python bench/worker_path.py --devices 1000 --devices 100000
@@ -62,7 +64,7 @@ class FleetChannel:
         return [b"ok", len(fixes), 0, 0, _encode(check)]
 
 
-async def measure(devices: int, uploads: int, rounds: int) -> list[float]:
+async def measure(devices: int, uploads: int, rounds: int) -> dict[str, list[float]]:
     now_ms = int(time.time() * 1000)
     redis = Redis()  # never connected: Scripts.register only hashes the scripts
     ingest = Ingest(
@@ -104,7 +106,14 @@ async def measure(devices: int, uploads: int, rounds: int) -> list[float]:
         for request in requests:
             await send(*request)
         measured.append(round((time.perf_counter() - started) / uploads * 1e6, 2))
-    return measured
+    pauses = []
+    for _ in range(rounds):  # as casemgr/collector.py does every ten minutes
+        started = time.perf_counter()
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        pauses.append(round((time.perf_counter() - started) * 1000, 1))
+    return {"usec_per_upload": measured, "full_collection_ms": pauses}
 
 
 def main() -> int:
@@ -128,9 +137,13 @@ def main() -> int:
         output = subprocess.run([*command, "--rounds", str(args.rounds)], check=True, capture_output=True)
         results[devices] = json.loads(output.stdout.splitlines()[-1])  # after anything logged
         print(f"{devices:,} devices: {results[devices]}", flush=True)
-    lines = ["| devices | the worker's Python, µs per upload (rounds) |", "|---|---|"]
-    for devices, rounds in results.items():
-        lines.append(f"| {devices:,} | {' / '.join(str(us) for us in rounds)} |")
+    lines = [
+        "| devices | the worker's Python, µs per upload (rounds) | a full collection, ms (rounds) |",
+        "|---|---|---|",
+    ]
+    for devices, figures in results.items():
+        per_upload, pauses = figures["usec_per_upload"], figures["full_collection_ms"]
+        lines.append(f"| {devices:,} | {' / '.join(map(str, per_upload))} | {' / '.join(map(str, pauses))} |")
     table = "\n".join(lines)
     print(table)
     write_results(
@@ -138,7 +151,8 @@ def main() -> int:
         {
             **facts("worker_path"),
             "uploads": args.uploads,
-            "usec_per_upload": {str(n): r for n, r in results.items()},
+            "usec_per_upload": {str(n): r["usec_per_upload"] for n, r in results.items()},
+            "full_collection_ms": {str(n): r["full_collection_ms"] for n, r in results.items()},
         },
         heading=f"An ingest worker's Python per single-ping upload, {args.uploads:,} uploads of random "
         f"devices per round, no HTTP, no Redis, on {machine()}",

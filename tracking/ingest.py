@@ -15,7 +15,6 @@ import itertools
 import math
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,7 @@ from casemgr.errors import (
 from casemgr.ratelimit import NO_LIMIT, Limit, RateLimiter
 from casemgr.redis_client import RedisClient
 from tracking.contract import DeviceConfig, secret_associated_data
+from tracking.device_cache import DeviceCache
 from tracking.geometry import METRES_PER_DEGREE
 from tracking.keys import KeySpace
 from tracking.publishing import script_fields
@@ -125,9 +125,10 @@ class Ingest:
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # On a single Redis server the ingest script goes through this pipelined channel.
     pipe: ScriptPipe | None = None
-    # Oldest first, so the eviction is O(1); a plain dict's next(iter()) walks over the slots its
-    # deletions left at the front, which with a full cache under churn cost more than the upload.
-    _cache: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
+    _cache: DeviceCache[_Entry] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache = DeviceCache(self.cache_size)
 
     async def upload(
         self,
@@ -231,7 +232,7 @@ class Ingest:
                     retry_after_s=math.ceil(int(result[1]) / 1000),
                     reason="device_rate_limited",
                 )
-            self._cache.pop(device_id, None)
+            self._cache.forget(device_id)
             if status == b"no_order":
                 raise Forbidden("the device has no active monitoring order", reason="no_active_order")
             raise Unauthenticated("unknown device", reason="unknown_device")
@@ -253,20 +254,18 @@ class Ingest:
         keys = self.keyspace.device(device_id)
         blob = await (self.pipe.get(keys.blob) if self.pipe is not None else self.redis.get(keys.blob))
         if blob is None:
-            self._cache.pop(device_id, None)
+            self._cache.forget(device_id)
             raise Unauthenticated("unknown device", reason="unknown_device")
         return self._install(device_id, blob if isinstance(blob, bytes) else blob.encode())
 
     def _install(self, device_id: str, blob: bytes | None) -> _Entry:
         if not blob:
-            self._cache.pop(device_id, None)
+            self._cache.forget(device_id)
             raise Unauthenticated("unknown device", reason="unknown_device")
         config = _config_decoder.decode(blob)
         device = CompiledDevice.of(
             config, self.keyring.open(config.secret, secret_associated_data(device_id))
         )
-        if device_id not in self._cache and len(self._cache) >= self.cache_size:
-            self._cache.popitem(last=False)
         device_keys = self.keyspace.device(device_id)
         keys = device_keys.all()
         args = (config.version, _encode(script_fields(config)), self.device_uploads_per_minute)
@@ -276,7 +275,7 @@ class Ingest:
             else _ScriptCall(tuple(keys), args)
         )
         entry = _Entry(device, call, device_keys.shard.shard, time.monotonic())
-        self._cache[device_id] = entry
+        self._cache.put(device_id, entry)
         return entry
 
     async def preload(self, chunk: int = 1000) -> int:
@@ -301,7 +300,7 @@ class Ingest:
         loaded = 0
         for key, blob in zip(keys, await pipeline.execute(), strict=True):
             device_id = key.rsplit(":blob:", 1)[1]
-            if blob and device_id not in self._cache and len(self._cache) < self.cache_size:
+            if blob and self._cache.get(device_id) is None and len(self._cache) < self.cache_size:
                 try:
                     self._install(device_id, blob if isinstance(blob, bytes) else blob.encode())
                 except (msgspec.DecodeError, msgspec.ValidationError, SealError) as e:

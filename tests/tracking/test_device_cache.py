@@ -24,8 +24,10 @@ async def test_preload_compiles_every_published_device_up_to_the_cache_size(rig:
     devices = [await rig.device() for _ in range(3)]
     everything = fresh_ingest(rig, cache_size=10)
     assert await everything.preload(chunk=2) == 3
-    assert set(everything._cache) == {d.device_id for d in devices}
-    assert everything._cache[devices[0].device_id].device.version == devices[0].config.version
+    assert set(everything._cache.devices()) == {d.device_id for d in devices}
+    cached = everything._cache.get(devices[0].device_id)
+    assert cached is not None and cached.device.version == devices[0].config.version
+    assert everything._cache.untracked()
 
     bounded = fresh_ingest(rig, cache_size=2)
     assert await bounded.preload(chunk=1) == 2
@@ -44,7 +46,7 @@ async def test_a_full_cache_drops_its_oldest_device_and_serves_it_again_later(ri
             body=msgspec.json.encode(device.ping(now_ms() - 1000, 121.47, 31.23)),
         )
         assert reply.accepted == 1
-    assert list(ingest._cache) == [third.device_id, first.device_id]
+    assert ingest._cache.devices() == [third.device_id, first.device_id]
 
 
 async def test_readiness_fails_until_the_configurations_are_loaded(rig: Rig, settings: Settings) -> None:
