@@ -475,7 +475,8 @@ class Ingest:
             seq_b, t_b, lon_b, lat_b, accuracy_b, marks_b = b
             assert marks_b is not None  # only the previous fix's are worked out late
             step = math.hypot((lon_b - lon_a) * metres_per_lon, (lat_b - lat_a) * METRES_PER_DEGREE)
-            for i, zone in device.exclusion:
+            for i in device.exclusion:
+                zone = device.zones[i]
                 mark_b = marks_b[i]
                 if mark_b != "O" and mark_b != "-":
                     continue  # inside (the state machine speaks for it), or not in force

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tracking.contract import CircleShape, DeviceConfig, PolygonShape, ScheduleWindow, ZoneSpec
@@ -60,3 +61,11 @@ def test_a_fix_at_the_centre_of_an_exclusion_zone_outside_curfew_hours() -> None
     # 2026-11-25 12:00 Shanghai, a Wednesday: the home zone (2) is not in force (lower case).
     marks = device().evidence(LON, LAT, 5.0, 1_795_579_200_000)
     assert marks == "Ii" + "I"
+
+
+def test_devices_alike_share_their_thresholds_and_exclusion_places() -> None:
+    # A worker holds a million devices: what they hold alike is kept once, in the CPU's caches.
+    first, second = device(), CompiledDevice.of(msgspec.structs.replace(CONFIG, device_id="e"), b"")
+    assert first.thresholds is second.thresholds
+    assert first.exclusion is second.exclusion
+    assert first.exclusion == (0, 2)  # zones 1 and 3, in evidence order
