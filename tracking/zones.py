@@ -59,11 +59,27 @@ def shared_schedule(windows: tuple[Window, ...], time_zone: str) -> CompiledSche
     return schedule
 
 
+# Values that many devices' configurations hold alike (the thresholds, where the exclusion zones
+# are, the few round numbers officers choose radii and buffers from), kept once per worker: a
+# worker holds a million devices, and a shared value is in the CPU's caches where each device's
+# own copy of it would be a cache miss on every upload, and memory. Keyed by type as well, as
+# 150 and 150.0 are equal.
+_SHARED: dict[tuple[type, object], object] = {}
+_MAX_SHARED = 10_000
+_Value = TypeVar("_Value")
+
+
+def _shared(value: _Value) -> _Value:
+    if len(_SHARED) >= _MAX_SHARED:
+        _SHARED.clear()
+    return _SHARED.setdefault((type(value), value), value)  # type: ignore[return-value]
+
+
 def compile_zone(spec: ZoneSpec, time_zone: str) -> CompiledZone:
     """Compile a zone published by casemgr (its shape validated when it was saved)."""
     shape = spec.shape
     compiled = (
-        Circle(shape.centre, shape.radius_m).compile()
+        Circle(shape.centre, _shared(shape.radius_m)).compile()
         if isinstance(shape, CircleShape)
         else CompiledPolygon.from_ring(shape.ring)
     )
@@ -73,23 +89,13 @@ def compile_zone(spec: ZoneSpec, time_zone: str) -> CompiledZone:
             tuple(Window(tuple(w.days), w.start, w.end) for w in spec.schedule), time_zone
         )
     return CompiledZone(
-        spec.id, spec.kind == "exclusion", compiled, spec.buffer_m, spec.grace_minutes * 60_000, schedule
+        spec.id,
+        spec.kind == "exclusion",
+        compiled,
+        _shared(spec.buffer_m),
+        _shared(spec.grace_minutes * 60_000),
+        schedule,
     )
-
-
-# Values that many devices' configurations hold alike (the thresholds, where the exclusion zones
-# are), kept once per worker: a worker holds a million devices, and a shared value is in the
-# CPU's caches where each device's own copy of it would be a cache miss on every upload (and
-# 150 to 300 bytes).
-_SHARED: dict[object, object] = {}
-_MAX_SHARED = 10_000
-_Value = TypeVar("_Value")
-
-
-def _shared(value: _Value) -> _Value:
-    if len(_SHARED) >= _MAX_SHARED:
-        _SHARED.clear()
-    return _SHARED.setdefault(value, value)  # type: ignore[return-value]
 
 
 class CompiledDevice(msgspec.Struct, frozen=True, gc=False):

@@ -69,3 +69,22 @@ def test_devices_alike_share_their_thresholds_and_exclusion_places() -> None:
     assert first.thresholds is second.thresholds
     assert first.exclusion is second.exclusion
     assert first.exclusion == (0, 2)  # zones 1 and 3, in evidence order
+
+
+def test_zones_alike_share_their_radius_and_buffer_and_keep_their_types() -> None:
+    at_home = ZoneSpec(
+        id=7,
+        kind="inclusion",
+        shape=CircleShape(centre=(LON, LAT), radius_m=60_000.0),
+        buffer_m=30,
+        schedule=[ScheduleWindow(days=[1], start="21:00", end="06:00")],
+        grace_minutes=1,  # 60,000 ms: equal to the radius in metres, an int all the same
+    )
+    first, second = (
+        CompiledDevice.of(msgspec.structs.replace(CONFIG, device_id=d, zones=[at_home]), b"").zones[0]
+        for d in ("d", "e")
+    )
+    assert first.buffer_m is second.buffer_m
+    assert first.shape.radius_m is second.shape.radius_m
+    assert type(first.shape.radius_m) is float and first.shape.radius_m == 60_000.0
+    assert type(first.grace_ms) is int and first.grace_ms == 60_000
