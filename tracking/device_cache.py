@@ -1,12 +1,12 @@
 """A bounded cache of what each ingest worker keeps per device, that the garbage collector never
 walks.
 
-A worker keeps every device of the fleet it serves (a million, 3.3 GB), and casemgr's collector
-thaws and collects everything every ten minutes (casemgr/collector.py). An OrderedDict is always
-tracked by the collector, so each such collection walked all of its nodes and entries, a cache
-miss each: 140-150 ms per collection with 1,000,000 devices against 18-22 ms for the same
-entries in plain dicts (`bench/worker_path.py` reports it per size), every upload to that
-worker waiting meanwhile. CPython leaves a plain dict untracked while it holds nothing the
+A worker keeps every device of the fleet it serves (a million devices, gigabytes), and casemgr's
+collector thaws and collects everything every ten minutes (casemgr/collector.py). An OrderedDict
+is always tracked by the collector, so each such collection walked all of its nodes and entries,
+a cache miss each: 122-129 ms per collection with 1,000,000 devices against 17-20 ms with this
+cache (`bench/worker_path.py` reports it per size), every upload to that worker waiting
+meanwhile. CPython leaves a plain dict untracked while it holds nothing the
 collector tracks, so this cache holds only strings, ints, None and values the collector does not
 track (msgspec structs with gc=False): then both its dicts stay untracked.
 
