@@ -476,10 +476,10 @@ class Ingest:
             assert marks_b is not None  # only the previous fix's are worked out late
             step = math.hypot((lon_b - lon_a) * metres_per_lon, (lat_b - lat_a) * METRES_PER_DEGREE)
             for i in device.exclusion:
-                zone = device.zones[i]
                 mark_b = marks_b[i]
                 if mark_b != "O" and mark_b != "-":
                     continue  # inside (the state machine speaks for it), or not in force
+                zone = device.zones[i]
                 # From beyond the band on one side to beyond it on the other, through the zone, is
                 # at least both distances to the boundary: most steps are too short to cross.
                 reach = zone.buffer_m + min(accuracy_b, cap) if mark_b == "O" else 0.0
