@@ -527,3 +527,25 @@ async def test_fixes_sent_after_the_order_ended_get_403_not_a_list_of_rejections
     await asyncio.sleep(2)
     with pytest.raises(Forbidden):
         await rig.upload(device, device.ping(now_ms() - 100, *at(0)))
+
+
+async def test_a_subjects_positions_outlive_the_order_by_a_week_at_most_and_a_renewal_extends_that(
+    rig: Rig,
+) -> None:
+    """The state (the last valid fix among it) and the duplicate bitmap expire a week after the
+    order ends, however they were written; a renewal published moves that with the new end."""
+    ends = now_ms() + 86_400_000
+    week = 7 * 86_400_000
+    device = await rig.device(ends_at_ms=ends)
+    keys = rig.keyspace.device(device.device_id)
+    t0 = now_ms() - 60_000
+    await rig.upload(device, [device.ping(t0, *at(0), seq=1), device.ping(t0 + 1000, *at(0), seq=5)])
+    assert await rig.redis.exists(keys.seen)  # the gap 2-4 wrote the bitmap
+    for key in (keys.state, keys.seen):
+        assert await rig.redis.execute_command("PEXPIRETIME", key) == ends + week
+
+    renewed = ends + 30 * 86_400_000
+    await rig.publish(device, ends_at_ms=renewed)
+    await rig.upload(device, device.ping(t0 + 2000, *at(0), seq=6))
+    for key in (keys.state, keys.seen):
+        assert await rig.redis.execute_command("PEXPIRETIME", key) == renewed + week
