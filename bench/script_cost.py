@@ -1,6 +1,6 @@
 """Benchmark: the ingest script's own cost per call in Redis, with nothing else on the machine's
-cores competing: a private Redis on a free port, --subjects subjects of 5 zones published and
-each reporting once, then --uploads uploads of random subjects through the real ingest (its
+cores competing: a fresh private Redis on a free port for each measurement, --subjects subjects of
+5 zones published and each reporting once, then --uploads uploads of random subjects through the real ingest (its
 pipelined script channel), of one fix each or of --batch consecutive fixes, and Redis's `INFO
 commandstats` for EVALSHA. Run with several --subjects to see what a larger keyspace costs the
 same script; with --root, the tracking code of another checkout is measured instead (an A/B of
@@ -25,7 +25,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +64,7 @@ ARGS = parse()
 sys.path[:0] = [str(ARGS.root), str(ARGS.root / "bench")]
 
 import fleet  # noqa: E402
-from harness import SETTLING_UPLOADS, free_port  # noqa: E402
+from harness import SETTLING_UPLOADS, start_redis, stop_redis  # noqa: E402
 from tracking.ingest import Ingest  # noqa: E402
 from tracking.keys import KeySpace  # noqa: E402
 from tracking.script_pipe import ScriptPipe  # noqa: E402
@@ -82,7 +81,6 @@ if not Path(tracking.__file__).resolve().is_relative_to(ARGS.root.resolve()):
 async def measure(url: str, subjects: int, uploads: int, batch: int, profile: Path | None) -> float:
     """The script's µs per call, or per fix of a batch."""
     redis = Redis.from_url(url)
-    await redis.flushall()
     keyspace = KeySpace(64, "cost")
     await fleet.publish(redis, keyspace, subjects, 5)
     pipe = ScriptPipe(url)
@@ -148,29 +146,22 @@ async def measure(url: str, subjects: int, uploads: int, batch: int, profile: Pa
 def main() -> int:
     scales = ARGS.subjects or [1000, 300_000]
     unit = "call" if ARGS.batch == 1 else "fix"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            time.sleep(0.5)
-            url = f"redis://127.0.0.1:{port}/0"
-            measured: dict[int, list[float]] = {n: [] for n in scales}
-            for round_no in range(ARGS.rounds):
-                for subjects in scales:
-                    profile = None
-                    if ARGS.perf:
-                        ARGS.perf.mkdir(parents=True, exist_ok=True)
-                        profile = ARGS.perf / f"script-{subjects}s-round{round_no + 1}.data"
-                    cost = asyncio.run(measure(url, subjects, ARGS.uploads, ARGS.batch, profile))
-                    measured[subjects].append(cost)
-                    print(f"round {round_no + 1}, {subjects:,} subjects: {cost} µs per {unit}", flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    measured: dict[int, list[float]] = {n: [] for n in scales}
+    for round_no in range(ARGS.rounds):
+        for subjects in scales:
+            profile = None
+            if ARGS.perf:
+                ARGS.perf.mkdir(parents=True, exist_ok=True)
+                profile = ARGS.perf / f"script-{subjects}s-round{round_no + 1}.data"
+            # A fresh Redis for each: a FLUSHALL of a million subjects outlasts a client's timeout,
+            # and the memory it frees would leave the next fleet laid out otherwise than the first.
+            server = start_redis()
+            try:
+                cost = asyncio.run(measure(server.url, subjects, ARGS.uploads, ARGS.batch, profile))
+            finally:
+                stop_redis(server)
+            measured[subjects].append(cost)
+            print(f"round {round_no + 1}, {subjects:,} subjects: {cost} µs per {unit}", flush=True)
     table = "\n".join(
         [f"| subjects | ingest script, µs per {unit} (rounds) |", "|---|---|"]
         + [f"| {n:,} | {' / '.join(str(c) for c in costs)} |" for n, costs in measured.items()]
