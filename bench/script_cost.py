@@ -1,9 +1,9 @@
 """Benchmark: the ingest script's own cost per call in Redis, with nothing else on the machine's
-cores competing: a fresh private Redis on a free port for each measurement, --subjects subjects of
-5 zones published and each reporting once, then --uploads uploads of random subjects through the real ingest (its
-pipelined script channel), of one fix each or of --batch consecutive fixes, and Redis's `INFO
-commandstats` for EVALSHA. Run with several --subjects to see what a larger keyspace costs the
-same script; with --root, the tracking code of another checkout is measured instead (an A/B of
+cores competing: for each measurement a fresh private Redis on a free port, --subjects subjects of
+5 zones published and each reporting once, then --uploads uploads of random subjects through the
+real ingest (its pipelined script channel), of one fix each or of --batch consecutive fixes,
+and Redis's `INFO commandstats` for EVALSHA. Run with several --subjects to see what a larger
+keyspace costs the same script; with --root, the tracking code of another checkout is measured instead (an A/B of
 two versions, in turn).
 
     .venv/bin/python bench/script_cost.py                                  # 1,000 and 300,000

@@ -532,8 +532,8 @@ async def test_fixes_sent_after_the_order_ended_get_403_not_a_list_of_rejections
 async def test_a_subjects_positions_outlive_the_order_by_a_week_at_most_and_a_renewal_extends_that(
     rig: Rig,
 ) -> None:
-    """The state (the last valid fix among it) and the duplicate bitmap expire a week after the
-    order ends, however they were written; a renewal published moves that with the new end."""
+    """The state (which holds the last valid fix) and the duplicate bitmap expire a week after
+    the order ends, whichever script wrote them; a renewal published moves that with the new end."""
     ends = now_ms() + 86_400_000
     week = 7 * 86_400_000
     device = await rig.device(ends_at_ms=ends)
