@@ -3,8 +3,8 @@ cores competing: for each measurement a fresh private Redis on a free port, --su
 5 zones published and each reporting once, then --uploads uploads of random subjects through the
 real ingest (its pipelined script channel), of one fix each or of --batch consecutive fixes,
 and Redis's `INFO commandstats` for EVALSHA. Run with several --subjects to see what a larger
-keyspace costs the same script; with --root, the tracking code of another checkout is measured instead (an A/B of
-two versions, in turn).
+keyspace costs the same script; with --root, the tracking code of another checkout is measured
+instead (an A/B of two versions, in turn).
 
     .venv/bin/python bench/script_cost.py                                  # 1,000 and 300,000
     .venv/bin/python bench/script_cost.py --subjects 1000 --root /tmp/old  # another checkout
