@@ -24,7 +24,7 @@ from typing import cast
 
 import structlog
 from redis.asyncio import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from casemgr.redis_client import RedisClient
 
@@ -175,9 +175,20 @@ class StreamConsumer:
             except Exception as e:
                 # Redis or PostgreSQL away, or a batch the handler refused: nothing was
                 # acknowledged, so it is all taken again once the cause is gone.
-                log.warning("stream_consumer_failed", group=self.group, error_type=type(e).__name__)
+                log.warning(
+                    "stream_consumer_failed", group=self.group, error_type=type(e).__name__, reason=_reason(e)
+                )
                 self._retry_own = True
                 await asyncio.sleep(1.0)
+
+
+def _reason(error: Exception) -> str | None:
+    """What went wrong, for the operator, where it cannot quote a ping or an alert: the client's
+    own words about Redis or the network ("Connection closed by server.", "No connection
+    available.") say which; a handler's or PostgreSQL's may quote the values of a row."""
+    if isinstance(error, RedisError | OSError) and not isinstance(error, ResponseError):
+        return str(error)
+    return None
 
 
 def _text(value: bytes | str) -> str:

@@ -10,7 +10,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog
 from redis.asyncio import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from tracking.alert_sink import ALERT_GROUP, handle_alerts
 from tracking.persister import PERSISTER_GROUP, Persister
 from tracking.streams import StreamConsumer
@@ -199,3 +201,42 @@ async def test_an_idle_alert_sink_takes_an_alert_the_moment_it_arrives_on_one_re
         assert await asyncio.wait_for(waiting, timeout=30) == 1
     kinds = await owner.fetch("SELECT kind FROM alerts WHERE details ->> 'device_id' = $1", device.device_id)
     assert [r["kind"] for r in kinds] == ["strap_tamper"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (RedisConnectionError("Connection closed by server."), "Connection closed by server."),
+        (ValueError("row (121.4711, 31.2301) refused"), None),
+    ],
+)
+async def test_a_failed_sweep_logs_why_when_redis_or_the_network_said_so_and_never_a_rows_values(
+    rig: Rig, failure: Exception, reason: str | None
+) -> None:
+    """An operator reads why the persister stopped: the client's words about Redis or the
+    network. Any other error's text may quote a ping, so only its type is logged."""
+    device = await rig.device()
+    await rig.upload(device, device.ping(now_ms() - 1000, *at(0)))
+
+    async def refuse(entries: list[Any]) -> None:
+        raise failure
+
+    consumer = StreamConsumer(
+        rig.redis, [s.pings for s in rig.keyspace.all_shards()], PERSISTER_GROUP, refuse, consumer="p1"
+    )
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(consumer.run_forever())
+        for _ in range(100):
+            if logs:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert logs[0] == {
+        "event": "stream_consumer_failed",
+        "log_level": "warning",
+        "group": PERSISTER_GROUP,
+        "error_type": type(failure).__name__,
+        "reason": reason,
+    }
