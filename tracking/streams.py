@@ -24,9 +24,9 @@ from typing import cast
 
 import structlog
 from redis.asyncio import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from casemgr.redis_client import RedisClient
+from casemgr.redis_client import RedisClient, failure_reason
 
 log = structlog.get_logger(__name__)
 
@@ -176,19 +176,13 @@ class StreamConsumer:
                 # Redis or PostgreSQL away, or a batch the handler refused: nothing was
                 # acknowledged, so it is all taken again once the cause is gone.
                 log.warning(
-                    "stream_consumer_failed", group=self.group, error_type=type(e).__name__, reason=_reason(e)
+                    "stream_consumer_failed",
+                    group=self.group,
+                    error_type=type(e).__name__,
+                    reason=failure_reason(e),
                 )
                 self._retry_own = True
                 await asyncio.sleep(1.0)
-
-
-def _reason(error: Exception) -> str | None:
-    """What went wrong, for the operator, where it cannot quote a ping or an alert: the client's
-    own words about Redis or the network ("Connection closed by server.", "No connection
-    available.") say which; a handler's or PostgreSQL's may quote the values of a row."""
-    if isinstance(error, RedisError | OSError) and not isinstance(error, ResponseError):
-        return str(error)
-    return None
 
 
 def _text(value: bytes | str) -> str:

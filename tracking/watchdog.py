@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 
-from casemgr.redis_client import RedisClient
+from casemgr.redis_client import RedisClient, failure_reason
 from tracking.contract import DeviceConfig
 from tracking.keys import KeySpace
 from tracking.schedule import CompiledSchedule, Window, parse_time_zone
@@ -97,5 +97,5 @@ class Watchdog:
                 if any(k in done for k in ("raised", "cs", "ce")):
                     log.info("watchdog_tick", **done)
             except (RedisError, OSError) as e:
-                log.warning("watchdog_failed", error_type=type(e).__name__)
+                log.warning("watchdog_failed", error_type=type(e).__name__, reason=failure_reason(e))
             await asyncio.sleep(every_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
 RedisClient: TypeAlias = Redis | RedisCluster
 # Connections per process to a single Redis server. Commands beyond it wait for a free one
@@ -34,3 +35,12 @@ def create_redis(url: str, *, cluster: bool = False) -> RedisClient:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def failure_reason(error: BaseException) -> str | None:
+    """What a failure says of Redis or the network, for a log line ("Connection closed by
+    server.", "No connection available."); None for any other error, whose text (a handler's,
+    PostgreSQL's, a script's) may quote the values of a row."""
+    if isinstance(error, RedisError | OSError) and not isinstance(error, ResponseError):
+        return str(error)
+    return None

@@ -13,11 +13,16 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
+import structlog
 from tracking.contract import CircleShape, ScheduleWindow, Thresholds, ZoneSpec
+from tracking.keys import KeySpace
 from tracking.publishing import remove_device
+from tracking.scripts import Scripts
 from tracking.watchdog import Watchdog
 
 from casemgr.errors import Forbidden, Unauthenticated
+from casemgr.redis_client import create_redis
+from tests.servers import free_port
 from tests.tracking.conftest import Device, Rig, now_ms
 
 CENTRE = (121.47, 31.23)
@@ -549,3 +554,23 @@ async def test_a_subjects_positions_outlive_the_order_by_a_week_at_most_and_a_re
     await rig.upload(device, device.ping(t0 + 2000, *at(0), seq=6))
     for key in (keys.state, keys.seen):
         assert await rig.redis.execute_command("PEXPIRETIME", key) == renewed + week
+
+
+async def test_a_watchdog_that_cannot_reach_redis_says_why_and_keeps_trying() -> None:
+    port = free_port()  # nothing listens there
+    redis = create_redis(f"redis://127.0.0.1:{port}/0")
+    watchdog = Watchdog(redis, Scripts.register(redis), KeySpace(4, "dead"))
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(watchdog.run_forever(every_s=0.01))
+        for _ in range(200):
+            if len(logs) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await redis.aclose()
+    assert len(logs) >= 2  # it went on after the first failure
+    assert logs[0]["event"] == "watchdog_failed"
+    assert logs[0]["error_type"] == "ConnectionError"
+    assert f"127.0.0.1:{port}" in logs[0]["reason"]
