@@ -46,8 +46,9 @@ def device_id_of(n: int) -> str:
     return f"B{n:07d}"
 
 
-def secret_of(n: int) -> str:
-    return f"{SECRET_SALT}{n:07d}"
+def secret_of(n: int, salt: str = SECRET_SALT) -> str:
+    """Device n's secret; another process of the run (its own SECRET_SALT) passes the run's salt."""
+    return f"{salt}{n:07d}"
 
 
 def home_of(n: int) -> tuple[float, float]:

@@ -297,7 +297,7 @@ def summary_rows(result: dict[str, object]) -> list[tuple[str, str, str, str, st
             "",
             "",
             f"{half['alerts']} alerts at {half['achieved_rate']:,.0f} req/s",
-            f"p99 ≤ 250 ms: {verdict(half['ping_to_alert_p99_ms'] <= 250)}",
+            tracking_ingest.paced_judged("p99 ≤ 250 ms", half, strong=True),
         )
     )
     rows.append(
