@@ -750,12 +750,10 @@ def judged(target: str, ok: bool, *phases: dict[str, float], strong: bool = Fals
 def paced_judged(target: str, half: dict[str, float], *, strong: bool = False) -> str:
     """The ping-to-alert target's verdict, unless the paced client fell short of the rate asked
     (then the latencies were measured at a lighter load than the target names)."""
-    if half.get("non_2xx"):
-        return f"{target}: {'**INVALID**' if strong else 'INVALID'}, {half['non_2xx']:,} replies not 2xx"
     reached = half["achieved_rate"] / half["target_rate"]
-    if reached < 0.95:
+    if reached < 0.95 and not refused(half):
         return f"{target}: {'**INVALID**' if strong else 'INVALID'}, paced at {reached:.0%} of the rate asked"
-    return f"{target}: {verdict(half['ping_to_alert_p99_ms'] <= 250, strong=strong)}"
+    return judged(target, half["ping_to_alert_p99_ms"] <= 250, half, strong=strong)
 
 
 def table_rows(result: dict[str, object]) -> list[tuple[str, str, str, str]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import random
 import subprocess
@@ -38,6 +37,8 @@ from reporting import facts, machine, write_results  # noqa: E402
 from tracking.ingest import Ingest  # noqa: E402
 from tracking.keys import KeySpace  # noqa: E402
 from tracking.scripts import Scripts  # noqa: E402
+
+from casemgr.collector import collect_everything  # noqa: E402
 
 _fixes = msgspec.msgpack.Decoder(list[list[Any]])
 _encode = msgspec.msgpack.encode
@@ -96,8 +97,7 @@ async def measure(devices: int, uploads: int, rounds: int) -> dict[str, list[flo
 
     for n in range(devices):  # every device's first upload loads it, as a preload would
         await send(*upload_of(n, 1))
-    gc.collect()
-    gc.freeze()  # as the worker does (casemgr/collector.py)
+    collect_everything()  # then frozen, as in a worker (casemgr/collector.py)
     draw = random.Random(1)
     requests = [upload_of(draw.randrange(devices), seq) for seq in range(2, uploads + 2)]
     measured = []
@@ -109,9 +109,7 @@ async def measure(devices: int, uploads: int, rounds: int) -> dict[str, list[flo
     pauses = []
     for _ in range(rounds):  # as casemgr/collector.py does every ten minutes
         started = time.perf_counter()
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        collect_everything()
         pauses.append(round((time.perf_counter() - started) * 1000, 1))
     return {"usec_per_upload": measured, "full_collection_ms": pauses}
 

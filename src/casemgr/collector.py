@@ -24,6 +24,15 @@ FREEZE_EVERY_S = 10.0
 FULL_COLLECTION_EVERY = 60  # freezes: one full collection every ten minutes
 
 
+def collect_everything() -> int:
+    """Thaw everything, collect it and freeze what is left: the pause every full collection
+    costs (bench/worker_path.py times it with a worker's device cache). Returns what it freed."""
+    gc.unfreeze()
+    collected = gc.collect()
+    gc.freeze()
+    return collected
+
+
 async def collect_periodically() -> None:
     """Freeze what has lived through the last period (O(1): the collector's lists are moved,
     not scanned); every FULL_COLLECTION_EVERY periods, thaw everything and collect it."""
@@ -37,9 +46,7 @@ async def collect_periodically() -> None:
             gc.freeze()
             continue
         started = time.perf_counter()
-        gc.unfreeze()
-        collected = gc.collect()
-        gc.freeze()
+        collected = collect_everything()
         log.info(
             "garbage_collected",
             collected=collected,
