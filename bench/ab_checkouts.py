@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 import statistics
+import subprocess
 from pathlib import Path
 
 import harness
@@ -35,6 +36,20 @@ def ingest_sha(root: Path) -> str:
     scripts = root / "tracking" / "scripts"
     source = (scripts / "common.lua").read_text() + "\n" + (scripts / "ingest.lua").read_text()
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+def version_of(root: Path) -> str:
+    """The checkout's commit, marked when its files differ from it: what the results compare."""
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return f"{commit} with uncommitted changes" if changed else commit
 
 
 def main() -> int:
@@ -120,8 +135,8 @@ def main() -> int:
         f"ab-checkouts-{o.subjects}s",
         {
             **facts("ab_checkouts"),
-            "a": str(roots["A"]),
-            "b": str(roots["B"]),
+            "a": f"{roots['A']} ({version_of(roots['A'])})",
+            "b": f"{roots['B']} ({version_of(roots['B'])})",
             "subjects": o.subjects,
             "seconds": o.seconds,
             "connections": o.connections,
@@ -129,7 +144,8 @@ def main() -> int:
             "worker_rss_mb": rss,
             "median_ratio": round(statistics.median(ratios), 3),
         },
-        heading=f"A/B of {roots['A']} (A) and {roots['B']} (B), {o.subjects:,} subjects each, "
+        heading=f"A/B of {roots['A']} ({version_of(roots['A'])}) and {roots['B']} "
+        f"({version_of(roots['B'])}), {o.subjects:,} subjects each, "
         f"single pings at {o.connections} connections, on {machine()}",
         table=table,
     )
