@@ -65,6 +65,8 @@ def main() -> int:
     roots = {"A": ROOT, "B": o.other.resolve()}
     if roots["A"] == roots["B"]:
         parser.error("--other names this checkout")
+    # Taken before the run: what was measured, whatever happens to the checkouts meanwhile.
+    versions = {name: f"{root} ({version_of(root)})" for name, root in roots.items()}
     fleets = {name: Fleet(o.subjects) for name in roots}
     env = server_env("postgresql://postgres@127.0.0.1:5432/postgres")
     servers = {}
@@ -81,13 +83,7 @@ def main() -> int:
                     "tracking.asgi:build",
                     fleet.port,
                     2,
-                    {
-                        **env,
-                        "PYTHONPATH": f"{roots[name]}:{roots[name] / 'src'}",
-                        "REDIS_URL": fleet.redis_url,
-                        "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
-                        "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, o.subjects)),
-                    },
+                    {**fleet.server_env(env), "PYTHONPATH": f"{roots[name]}:{roots[name] / 'src'}"},
                     ready_path="/health/ready",
                 )
             finally:
@@ -135,8 +131,8 @@ def main() -> int:
         f"ab-checkouts-{o.subjects}s",
         {
             **facts("ab_checkouts"),
-            "a": f"{roots['A']} ({version_of(roots['A'])})",
-            "b": f"{roots['B']} ({version_of(roots['B'])})",
+            "a": versions["A"],
+            "b": versions["B"],
             "subjects": o.subjects,
             "seconds": o.seconds,
             "connections": o.connections,
@@ -144,8 +140,7 @@ def main() -> int:
             "worker_rss_mb": rss,
             "median_ratio": round(statistics.median(ratios), 3),
         },
-        heading=f"A/B of {roots['A']} ({version_of(roots['A'])}) and {roots['B']} "
-        f"({version_of(roots['B'])}), {o.subjects:,} subjects each, "
+        heading=f"A/B of {versions['A']} and {versions['B']}, {o.subjects:,} subjects each, "
         f"single pings at {o.connections} connections, on {machine()}",
         table=table,
     )

@@ -132,12 +132,7 @@ def main() -> int:
             clients[fleet.subjects] = redis.Redis.from_url(fleet.redis_url)
             fleet.publish(5)
             fleet.port = free_port()
-            fleet_env = {
-                **env,
-                "REDIS_URL": fleet.redis_url,
-                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
-                "CASEMGR_TRACKING_DEVICE_CACHE": str(max(200_000, fleet.subjects)),
-            }
+            fleet_env = fleet.server_env(env)
             servers.append(start("tracking.asgi:build", fleet.port, 2, fleet_env, ready_path="/health/ready"))
             settle(fleet.port, fleet.subjects, args.connections, fleet.redis_url, fleet.keyspace)
             wrk(fleet.port, fleet.subjects, 1, 3, args.connections)  # connections and code paths warm

@@ -431,6 +431,16 @@ class Fleet:
         self.warm_s: float | None = None
         self.load = Load()
 
+    def server_env(self, base_env: dict[str, str], device_cache: int = 0) -> dict[str, str]:
+        """The environment of the fleet's tracking server: its Redis, its namespace, and a device
+        cache of `device_cache` devices (0: the whole fleet, and at least the default 200,000)."""
+        return {
+            **base_env,
+            "REDIS_URL": self.redis_url,
+            "CASEMGR_TRACKING_NAMESPACE": self.keyspace.namespace,
+            "CASEMGR_TRACKING_DEVICE_CACHE": str(device_cache or max(200_000, self.subjects)),
+        }
+
     def use_own_redis(self) -> None:
         """Keep the fleet in a Redis of its own (harness.start_redis), started now."""
         self.redis_server = start_redis()
@@ -620,12 +630,7 @@ def measure(o: Options) -> dict[str, object]:
         for fleet in fleets:
             fleet.port = free_port()
             started = time.perf_counter()
-            env = {
-                **base_env,
-                "REDIS_URL": fleet.redis_url,
-                "CASEMGR_TRACKING_NAMESPACE": fleet.keyspace.namespace,
-                "CASEMGR_TRACKING_DEVICE_CACHE": str(o.device_cache or max(200_000, fleet.subjects)),
-            }
+            env = fleet.server_env(base_env, o.device_cache)
             servers.append(
                 start("tracking.asgi:build", fleet.port, o.workers, env, ready_path="/health/ready")
             )
