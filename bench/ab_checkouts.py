@@ -22,7 +22,6 @@ import statistics
 import subprocess
 from pathlib import Path
 
-import harness
 import redis
 from harness import free_port, quiet, settle, start, stop, wrk
 from reporting import facts, largest_rss_mb, machine, write_results
@@ -76,18 +75,14 @@ def main() -> int:
             fleet.publish(5)
         for name, fleet in fleets.items():
             fleet.port = free_port()
-            # `python -m` puts its working directory first on the path, ahead of PYTHONPATH.
-            harness.ROOT = roots[name]
-            try:
-                servers[name] = start(
-                    "tracking.asgi:build",
-                    fleet.port,
-                    2,
-                    {**fleet.server_env(env), "PYTHONPATH": f"{roots[name]}:{roots[name] / 'src'}"},
-                    ready_path="/health/ready",
-                )
-            finally:
-                harness.ROOT = ROOT
+            servers[name] = start(
+                "tracking.asgi:build",
+                fleet.port,
+                2,
+                {**fleet.server_env(env), "PYTHONPATH": f"{roots[name]}:{roots[name] / 'src'}"},
+                ready_path="/health/ready",
+                cwd=roots[name],
+            )
             if Path(os.readlink(f"/proc/{servers[name].pid}/cwd")) != roots[name]:
                 raise SystemExit(f"{name} was not started in {roots[name]}")
         for name, fleet in fleets.items():

@@ -39,10 +39,16 @@ def free_port() -> int:
 
 
 def start(
-    app: str, port: int, workers: int, env: dict[str, str], ready_path: str | None = None
+    app: str,
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    ready_path: str | None = None,
+    cwd: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
     """Serve `app` as casemgr serves its own (casemgr.serving); with `ready_path`, wait until it
-    answers 200 there (the tracking workers report ready once their device cache is loaded)."""
+    answers 200 there (the tracking workers report ready once their device cache is loaded).
+    `cwd` is the checkout served: `python -m` puts its working directory first on the path."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -55,7 +61,7 @@ def start(
             str(workers),
         ],
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
     )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
